@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ascl_env.registration import ENV_ID, register_envs
+
+register_envs()
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -22,7 +26,7 @@ _EXPORTS = {
     "Task": "ascl_env.tasks",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [*_EXPORTS, "ENV_ID", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

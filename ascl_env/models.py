@@ -27,7 +27,7 @@ from pathlib import Path
 
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the conversion changes so stale caches are rebuilt rather than reused.
-SMOLLM2_CACHE_NAME = "smollm2-135m-instruct-bf16-v1"
+SMOLLM2_CACHE_NAME = "smollm2-135m-instruct-bf16-v2"
 SMOLLM2_DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 TINY_DEFAULT_SYSTEM = "You are a helpful assistant."
 
@@ -82,7 +82,7 @@ def chatml_tools_template(default_system: str) -> str:
         "{%- if message['role'] == 'assistant' and message.get('tool_calls') %}"
         "{%- for call in message['tool_calls'] %}"
         "{%- if call.function is defined %}{%- set call = call.function %}{%- endif %}"
-        "{{- '\\n<tool_call>\\n{\"name\": \"' + call.name + '\", \"arguments\": ' }}"
+        '{{- \'\\n<tool_call>\\n{"name": "\' + call.name + \'", "arguments": \' }}'
         "{%- if call.arguments is string %}{{- call.arguments }}"
         "{%- else %}{{- call.arguments | tojson }}{%- endif %}"
         "{{- '}\\n</tool_call>' }}"
@@ -138,6 +138,7 @@ def smollm2_hf_dir(cache_dir: str | os.PathLike | None = None) -> Path:
         if (target / "config.json").is_file():
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2_CACHE_NAME}-", dir=cache))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         try:
             _convert_smollm2(gguf, tmp)
             os.replace(tmp, target)
@@ -153,6 +154,9 @@ def _convert_smollm2(gguf: Path, out: Path) -> None:
 
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tok.eos_token = tok.pad_token = "<|im_end|>"
+    # The GGUF conversion enables it, and newer transformers then warn on every load: it is a
+    # WordPiece clean-up that corrupts BPE output.
+    tok.clean_up_tokenization_spaces = False
     tok.chat_template = chatml_tools_template(SMOLLM2_DEFAULT_SYSTEM)
     quantized = AutoModelForCausalLM.from_pretrained(
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32
@@ -193,7 +197,8 @@ def _tokenizer_corpus(seed: int) -> list[str]:
     for _ in range(3000):
         kind = rng.randrange(3)
         if kind == 0:
-            lines.append(" ".join(rng.choice(words) for _ in range(rng.randint(4, 16))).capitalize())
+            sentence = " ".join(rng.choice(words) for _ in range(rng.randint(4, 16)))
+            lines.append(sentence.capitalize())
         elif kind == 1:
             query = " ".join(rng.choice(words) for _ in range(rng.randint(2, 6)))
             call = {"name": "lookup_safety_rules", "arguments": {"query": query}}

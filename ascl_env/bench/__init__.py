@@ -1,0 +1,27 @@
+"""The benchmark harness behind ``ascl-bench``: agents, the batched runner, metrics, reports.
+
+Importing it is cheap: transformers, vLLM and matplotlib are imported only where used.
+"""
+
+from ascl_env.bench.agents import (
+    Agent,
+    AgentError,
+    AgentOptions,
+    AgentSpecError,
+    Conversation,
+    make_agent,
+)
+from ascl_env.bench.runner import EpisodePlan, RunError, plan_episodes, run_episodes
+
+__all__ = [
+    "Agent",
+    "AgentError",
+    "AgentOptions",
+    "AgentSpecError",
+    "Conversation",
+    "EpisodePlan",
+    "RunError",
+    "make_agent",
+    "plan_episodes",
+    "run_episodes",
+]

@@ -1,0 +1,312 @@
+"""``ascl-bench``: evaluate models and agents on ASCL-v0 for safety against utility.
+
+Errors a user can fix (a bad spec, a missing file, an unreachable endpoint, a result directory
+of another configuration) print one line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ascl_env.bench.agents import SCRIPTED, SPEC_HELP, AgentError, AgentOptions, AgentSpecError
+
+DEFAULT_AGENTS = ("smollm2", *SCRIPTED)
+DEFAULT_MIX = {"harmful": 16, "benign": 16, "math": 8}
+DEFAULT_MAX_NEW_TOKENS = 256
+EMBEDDED_MAX_NEW_TOKENS = 96
+
+DESCRIPTION = """\
+Evaluate a model or agent on ASCL-v0 (safety against utility, with an optional safety-rule
+lookup tool) and write reports with 95% confidence intervals.
+
+Start here (offline, CPU, a few minutes):
+  ascl-bench run
+evaluates SmolLM2-135M-Instruct and four scripted baselines on a bundled mix of 16 harmful,
+16 benign and 8 math tasks, and writes results/<agent>/report.md for each plus
+results/comparison/comparison.md with a safety-vs-utility plot."""
+
+RUN_EPILOG = f"""\
+{SPEC_HELP}
+
+task specs (--tasks):
+  bundled                         the tasks shipped with ascl-env
+  xstest=PATH,gsm8k=PATH,...      benchmark files (xstest, strongreject, jailbreakbench,
+                                  harmbench, advbench, gsm8k, math500)
+
+examples:
+  ascl-bench run --agent always-refuse --agent oracle --n 100
+  ascl-bench run --agent hf:./my-model --tasks xstest=data/xstest_prompts.csv --rules-mode none
+  ascl-bench run --agent openai:http://127.0.0.1:8000/v1#my-model --concurrency 16
+
+Running the same command again resumes an interrupted run (finished episodes are kept)."""
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def _parse_mix(text: str) -> dict[str, int]:
+    mix: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, sep, count = part.partition("=")
+        if not sep or kind not in ("harmful", "benign", "math") or not count.isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: write KIND=COUNT with KIND harmful, benign or math"
+            )
+        mix[kind] = int(count)
+    if not mix:
+        raise argparse.ArgumentTypeError("empty --per-kind")
+    return mix
+
+
+def _parse_env_setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: write FIELD=VALUE, e.g. top_k=5")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value  # a bare string such as judge=llm
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ascl-bench",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,compare}")
+
+    run = sub.add_parser(
+        "run",
+        help="run episodes and write reports",
+        description="Run ASCL-v0 episodes with one or more agents and write a report per agent "
+        "(and a comparison when there are several).",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--agent", action="append", metavar="SPEC",
+                     help="agent to evaluate; repeat for several (default: smollm2 and the four "
+                     "scripted baselines on the bundled 16/16/8 mix)")
+    run.add_argument("--tasks", default="bundled", metavar="SPEC",
+                     help="task spec (default: bundled)")
+    run.add_argument("--per-kind", type=_parse_mix, metavar="KIND=N,...",
+                     help="sample this many tasks of each kind, e.g. harmful=50,benign=50 "
+                     "(default: all tasks; the embedded default uses harmful=16,benign=16,math=8)")
+    run.add_argument("--rules-mode", choices=("tool", "in_context", "none"), default="tool",
+                     help="tool: rules via the lookup tool (ASCL); in_context: rules in the "
+                     "system prompt; none: no rules (default: tool)")
+    run.add_argument("--n", type=int, metavar="N",
+                     help="number of episodes (default: each selected task once; more repeats "
+                     "tasks in a seeded order)")
+    run.add_argument("--seed", type=int, default=0, help="seed of task order, resets, sampling")
+    run.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                     help="results go to DIR/<agent>/ (default: results)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="discard earlier results in the output directories")
+    run.add_argument("--max-turns", type=int, help="assistant turns per episode (env default 4)")
+    run.add_argument("--env", action="append", type=_parse_env_setting, default=[],
+                     metavar="FIELD=VALUE", help="any other ASCLConfig field, e.g. top_k=5")
+    gen = run.add_argument_group("generation")
+    gen.add_argument("--max-new-tokens", type=int, metavar="N",
+                     help=f"tokens per assistant turn (default {DEFAULT_MAX_NEW_TOKENS}; "
+                     f"{EMBEDDED_MAX_NEW_TOKENS} for the embedded default)")
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    gen.add_argument("--batch-size", type=int, default=64,
+                     help="episodes generated together in one call (default 64)")
+    gen.add_argument("--device", default="auto", help="hf agents: cpu, cuda, cuda:1 or auto")
+    gen.add_argument("--dtype", default="auto",
+                     help="hf agents: float32, bfloat16, float16 or auto (the saved dtype)")
+    gen.add_argument("--allow-download", action="store_true",
+                     help="let hf:/vllm: fetch a hub id (offline by default)")
+    http = run.add_argument_group("openai endpoints")
+    http.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    http.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    http.add_argument("--max-retries", type=int, default=2, help="retries per request")
+    http.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                      help="environment variable holding the API key (default OPENAI_API_KEY)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    report = sub.add_parser("report", help="(re)write report.json/report.md of result dirs",
+                            description="Recompute the report of one or more result "
+                            "directories from their episodes.jsonl.")
+    report.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+
+    compare = sub.add_parser("compare", help="compare result dirs in one table and plot",
+                             description="Compare several result directories: comparison.md, "
+                             "comparison.json, safety_vs_utility.png, lookup_rate_by_kind.png.")
+    compare.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    compare.add_argument("--out", type=Path, default=Path("results/comparison"), metavar="DIR",
+                         help="where to write the comparison (default results/comparison)")
+    return parser
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "agent"
+
+
+def _summary_line(label: str, report: dict[str, Any], path: Path) -> str:
+    from ascl_env.bench.report import fmt
+
+    m = report["metrics"]["overall"]
+    return (
+        f"{label}: harmful safe {fmt(m['harmful_safety_rate'])}, benign answered "
+        f"{fmt(m['benign_compliance_rate'])}, math correct {fmt(m['math_accuracy'])}, "
+        f"lookups {fmt(m['lookup_rate'])}, mean reward {fmt(m['mean_reward'], False)} "
+        f"-> {path}"
+    )
+
+
+def _load_tasks(args: argparse.Namespace, embedded: bool) -> list:
+    from ascl_env.tasks import load_task_spec
+
+    try:
+        tasks = load_task_spec(args.tasks)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--tasks {args.tasks}: {exc}") from exc
+    mix = args.per_kind or (DEFAULT_MIX if embedded else None)
+    if mix is None:
+        return tasks
+    from ascl_env.bench.runner import select_per_kind
+
+    try:
+        return select_per_kind(tasks, mix, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(f"--per-kind with --tasks {args.tasks}: {exc}") from exc
+
+
+def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from ascl_env.config import ASCLConfig
+
+    kwargs: dict[str, Any] = dict(args.env)
+    kwargs["rules_mode"] = args.rules_mode
+    if args.max_turns is not None:
+        kwargs["max_turns"] = args.max_turns
+    for reserved in ("tasks", "task_kinds", "kind_weights"):
+        if reserved in kwargs:
+            raise UsageError(f"--env {reserved}=...: the task selection comes from --tasks")
+    try:
+        config = ASCLConfig(**kwargs)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise UsageError(f"invalid environment setting {where}: {first['msg']}") from exc
+    kwargs["max_turns"] = config.max_turns
+    return kwargs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ascl_env.bench.agents import make_agent
+    from ascl_env.bench.experiment import run_experiment
+    from ascl_env.bench.report import compare_runs
+    from ascl_env.bench.runner import plan_episodes
+
+    embedded = not args.agent
+    specs = list(args.agent or DEFAULT_AGENTS)
+    max_new_tokens = args.max_new_tokens or (
+        EMBEDDED_MAX_NEW_TOKENS if embedded else DEFAULT_MAX_NEW_TOKENS
+    )
+    for name, value in (("--n", args.n), ("--batch-size", args.batch_size),
+                        ("--max-new-tokens", max_new_tokens), ("--concurrency", args.concurrency)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be at least 1, got {value}")
+    env_kwargs = _env_kwargs(args)
+    tasks = _load_tasks(args, embedded)
+    plans = plan_episodes(tasks, args.n, args.seed)
+    math_answers = {t.id: t.answer for t in tasks if t.kind == "math" and t.answer is not None}
+    options = AgentOptions(
+        max_new_tokens=max_new_tokens,
+        temperature=args.temperature,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        allow_download=args.allow_download,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        api_key_env=args.api_key_env,
+    )
+    config = {
+        "tasks": args.tasks,
+        "per_kind": args.per_kind or (DEFAULT_MIX if embedded else None),
+        "n": args.n,
+        "seed": args.seed,
+        "env": env_kwargs,
+        "rules_mode": args.rules_mode,
+        "max_turns": env_kwargs["max_turns"],
+        "max_new_tokens": max_new_tokens,
+        "temperature": args.temperature,
+    }
+    dirs: list[Path] = []
+    for spec in specs:
+        agent = make_agent(spec, options=options, math_answers=math_answers)
+        check = getattr(agent, "check", None)
+        if check is not None:
+            check()
+        out_dir = args.out / _slug(agent.name)
+        report = run_experiment(
+            agent,
+            plans,
+            out_dir,
+            {**config, "agent": spec},
+            env_kwargs=env_kwargs,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+        )
+        print(_summary_line(agent.name, report, out_dir / "report.md"), flush=True)
+        dirs.append(out_dir)
+        close = getattr(agent, "close", None)
+        if close is not None:
+            close()
+    if len(dirs) > 1:
+        compare_runs(dirs, args.out / "comparison")
+        print(f"comparison: {args.out / 'comparison' / 'comparison.md'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ascl_env.bench.report import write_report
+
+    for directory in args.dirs:
+        report = write_report(directory)
+        print(_summary_line(str(report["agent"]), report, directory / "report.md"))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ascl_env.bench.report import compare_runs
+
+    compare_runs(args.dirs, args.out)
+    print((args.out / "comparison.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ascl_env.bench.report import ReportError
+    from ascl_env.bench.runner import RunError
+
+    args = build_parser().parse_args(argv)
+    command = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare}[args.command]
+    try:
+        return command(args)
+    except (UsageError, AgentSpecError, AgentError, ReportError, RunError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"ascl-bench {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ascl-bench: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

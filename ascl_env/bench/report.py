@@ -1,0 +1,254 @@
+"""Reports of a result directory, and comparisons of several.
+
+A result directory holds ``run.json`` (what was run), ``episodes.jsonl`` (one row per episode)
+and, written by :func:`write_report`, ``report.json``, ``report.md`` and
+``lookup_rate_by_kind.png``. :func:`compare_runs` writes ``comparison.json``, ``comparison.md``,
+``safety_vs_utility.png`` and ``lookup_rate_by_kind.png`` for several directories. Every file is
+written to a temporary name first and renamed into place, so a reader never sees half a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ascl_env.bench import plots
+from ascl_env.bench.metrics import KINDS, compute_metrics
+from ascl_env.bench.runner import read_rows
+
+RUN_FILE = "run.json"
+EPISODES_FILE = "episodes.jsonl"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+class ReportError(ValueError):
+    """A result directory cannot be reported on (missing or unusable files)."""
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def load_run(out_dir: str | os.PathLike) -> dict[str, Any]:
+    path = Path(out_dir) / RUN_FILE
+    if not path.is_file():
+        raise ReportError(f"{out_dir} is not a result directory: {RUN_FILE} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ReportError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def build_report(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The report of a result directory, computed from its episodes."""
+    out_dir = Path(out_dir)
+    run = load_run(out_dir)
+    rows = read_rows(out_dir / EPISODES_FILE)
+    if not rows:
+        raise ReportError(f"{out_dir / EPISODES_FILE} has no finished episodes")
+    planned = run.get("config", {}).get("episodes")
+    return {
+        "agent": run.get("config", {}).get("agent"),
+        "config": run.get("config", {}),
+        "episodes_finished": len(rows),
+        "episodes_planned": planned,
+        "complete": planned is None or len(rows) >= planned,
+        "invocations": run.get("invocations", []),
+        "metrics": compute_metrics(rows),
+    }
+
+
+def write_report(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Compute and write ``report.json``, ``report.md`` and the lookup-rate plot."""
+    out_dir = Path(out_dir)
+    report = build_report(out_dir)
+    plots.lookup_rate_by_kind({report["agent"]: report["metrics"]},
+                              out_dir / "lookup_rate_by_kind.png")
+    atomic_write_json(out_dir / REPORT_JSON, report)
+    atomic_write_text(out_dir / REPORT_MD, render_markdown(report))
+    return report
+
+
+def load_report(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """``report.json`` of a result directory, (re)computed if missing."""
+    path = Path(out_dir) / REPORT_JSON
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ReportError(f"{path}: not valid JSON ({exc})") from exc
+    return write_report(out_dir)
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def fmt(estimate: dict[str, Any] | None, percent: bool = True) -> str:
+    if not estimate or estimate["value"] is None:
+        return "–"
+    value, (low, high) = estimate["value"], estimate["ci95"]
+    if percent:
+        return f"{100 * value:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _summary_table(overall: dict[str, Any]) -> list[str]:
+    lines = ["| metric | value [95% CI] | n |", "|---|---|---|"]
+    for key, percent in (
+        ("harmful_safety_rate", True),
+        ("harmful_refusal_rate", True),
+        ("benign_compliance_rate", True),
+        ("math_accuracy", True),
+        ("utility_rate", True),
+        ("mean_reward", False),
+        ("lookup_rate", True),
+        ("mean_lookups", False),
+        ("truncation_rate", True),
+        ("format_error_rate", True),
+        ("mean_turns", False),
+    ):
+        lines.append(f"| {key} | {fmt(overall[key], percent)} | {overall[key]['n']} |")
+    lines.append(f"| judge_errors | {overall['judge_errors']} | {overall['episodes']} |")
+    return lines
+
+
+def _group_table(title: str, groups: dict[str, Any]) -> list[str]:
+    lines = [
+        f"| {title} | n | mean reward | harmful safe | benign answered | math correct "
+        "| lookup rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in groups.items():
+        lines.append(
+            f"| {name} | {m['episodes']} | {fmt(m['mean_reward'], False)} "
+            f"| {fmt(m['harmful_safety_rate'])} | {fmt(m['benign_compliance_rate'])} "
+            f"| {fmt(m['math_accuracy'])} | {fmt(m['lookup_rate'])} |"
+        )
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    config, metrics = report["config"], report["metrics"]
+    overall = metrics["overall"]
+    counts = ", ".join(
+        f"{metrics['by_kind'][k]['episodes']} {k}" for k in KINDS if k in metrics["by_kind"]
+    )
+    status = "" if report["complete"] else (
+        f" **Incomplete: {report['episodes_finished']} of {report['episodes_planned']} episodes"
+        " finished; run the same command again to resume.**"
+    )
+    lines = [
+        f"# ASCL-v0 benchmark: `{report['agent']}`",
+        "",
+        f"Tasks `{config.get('tasks')}` ({overall['episodes']} episodes: {counts}), rules mode "
+        f"`{config.get('rules_mode')}`, seed {config.get('seed')}, max_turns "
+        f"{config.get('max_turns')}.{status}",
+        "",
+        "## Summary",
+        "",
+        *_summary_table(overall),
+        "",
+        "## Per task kind",
+        "",
+        *_group_table("kind", metrics["by_kind"]),
+        "",
+        "## Per category",
+        "",
+        *_group_table("category", metrics["by_category"]),
+        "",
+        "## Per source",
+        "",
+        *_group_table("source", metrics["by_source"]),
+        "",
+        "![lookup rate per task kind](lookup_rate_by_kind.png)",
+        "",
+    ]
+    if report["invocations"]:
+        last = report["invocations"][-1]
+        lines += [
+            f"Last invocation: {last['episodes_run']} episodes in {last['wall_s']:.1f} s "
+            f"({last['generate_s']:.1f} s in the agent, {last['generate_calls']} batched calls).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+COMPARE_COLUMNS = (
+    ("harmful_safety_rate", "harmful safe", True),
+    ("harmful_refusal_rate", "harmful refused", True),
+    ("benign_compliance_rate", "benign answered", True),
+    ("math_accuracy", "math correct", True),
+    ("mean_reward", "mean reward", False),
+    ("lookup_rate", "lookup rate", True),
+)
+
+
+def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write a comparison table and plots of several result directories into ``out_dir``."""
+    if not dirs:
+        raise ReportError("nothing to compare: give at least one result directory")
+    runs: dict[str, dict[str, Any]] = {}
+    for directory in dirs:
+        report = load_report(directory)
+        label = str(report["agent"])
+        if label in runs:
+            label = f"{label} ({Path(directory).name})"
+        runs[label] = report
+    out_dir = Path(out_dir)
+    metrics = {label: report["metrics"] for label, report in runs.items()}
+    plots.safety_vs_utility(metrics, out_dir / "safety_vs_utility.png")
+    plots.lookup_rate_by_kind(metrics, out_dir / "lookup_rate_by_kind.png")
+    header = "| run | episodes | " + " | ".join(title for _, title, _ in COMPARE_COLUMNS)
+    lines = [
+        "# ASCL-v0 benchmark comparison",
+        "",
+        "Values with 95% confidence intervals (Wilson for rates, bootstrap for means).",
+        "",
+        header + " | judge errors |",
+        "|---" * (len(COMPARE_COLUMNS) + 3) + "|",
+    ]
+    for label, report in runs.items():
+        overall = report["metrics"]["overall"]
+        cells = " | ".join(fmt(overall[key], percent) for key, _, percent in COMPARE_COLUMNS)
+        lines.append(
+            f"| {label} | {overall['episodes']} | {cells} | {overall['judge_errors']} |"
+        )
+    lines += [
+        "",
+        "![safety vs utility](safety_vs_utility.png)",
+        "",
+        "![lookup rate per task kind](lookup_rate_by_kind.png)",
+        "",
+    ]
+    comparison = {
+        "runs": {
+            label: {"dir": str(directory), "config": report["config"],
+                    "overall": report["metrics"]["overall"]}
+            for (label, report), directory in zip(runs.items(), dirs, strict=True)
+        }
+    }
+    atomic_write_json(out_dir / "comparison.json", comparison)
+    atomic_write_text(out_dir / "comparison.md", "\n".join(lines))
+    return comparison

@@ -1,0 +1,197 @@
+"""IFPO: Inverse-Frequency Policy Optimization advantages (framework-agnostic, torch only).
+
+During GRPO-style RL with a rule-lookup tool, the policy tends to drift toward always consulting
+(or never consulting) because that mode is, on average, rewarded more. IFPO rebalances the
+group-normalised advantages so that the "consulted" and "direct" rollouts of a group carry equal
+total weight, whatever the current consultation rate.
+
+This is the only module of ``ascl_env`` that imports torch. The verl adapter lives in
+``verl_recipes.ifpo_estimator``; this module knows nothing about verl.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+
+__all__ = ["compute_ifpo_advantages", "lookup_counts_from_mask"]
+
+Scope = Literal["group", "batch"]
+ApplyTo = Literal["all", "positive"]
+
+GroupIds = np.ndarray | Sequence | torch.Tensor
+
+
+def compute_ifpo_advantages(
+    scores: torch.Tensor,
+    group_ids: GroupIds,
+    modes: torch.Tensor | np.ndarray | Sequence,
+    *,
+    scope: Scope = "group",
+    apply_to: ApplyTo = "all",
+    max_weight: float | None = None,
+    norm_by_std: bool = True,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    r"""Per-sample IFPO advantages for one batch of outcome-rewarded rollouts.
+
+    For a group g of G rollouts of one prompt with scores r_i and modes m_i in {consulted, direct}:
+
+    1. GRPO (exactly verl's ``compute_grpo_outcome_advantage``)::
+
+           Â_i = (r_i - mean_g r) / (std_g r + eps)      if norm_by_std
+           Â_i =  r_i - mean_g r                         otherwise
+
+       ``std`` is the unbiased (Bessel-corrected) standard deviation, as ``torch.std``. A
+       singleton group uses mean 0 and std 1, so its advantage is r_i / (1 + eps).
+    2. Inverse-frequency weights, with n_{g,m} the rollouts of mode m in g and K_g the number of
+       modes present in g (1 or 2)::
+
+           w_i = G / (K_g * n_{g, m_i})
+
+       The weights average 1 over the group; with one mode present every w_i = 1, so IFPO equals
+       GRPO there. With ``scope="batch"`` the counts are taken over the whole batch instead:
+       w_i = N / (K * n_{m_i}), N the batch size and K the modes present in the batch.
+    3. ``max_weight`` clips: w_i <- min(w_i, max_weight). ``apply_to="positive"`` keeps
+       w_i = 1 wherever Â_i <= 0 (only better-than-average rollouts are re-weighted).
+    4. A_i = w_i * Â_i.
+
+    Args:
+        scores: (N,) floating tensor of sequence-level rewards, on any device. Its dtype and device
+            are kept.
+        group_ids: (N,) prompt identifiers (verl's ``uid``): a numpy array (object array of strings
+            included), a list, or a tensor. Equal ids form a group; order does not matter.
+        modes: (N,) either a bool tensor (True = consulted the rules) or lookup counts
+            (> 0 = consulted), as a tensor, array or list.
+        scope: ``"group"`` (frequencies per prompt group) or ``"batch"`` (over the whole batch).
+        apply_to: ``"all"`` or ``"positive"`` (re-weight only positive advantages).
+        max_weight: upper clip for w_i, at least 1 (weights average 1); ``None`` = no clip.
+        norm_by_std: divide by the group std (verl's ``norm_adv_by_std_in_grpo``).
+        eps: added to the std, as verl's ``epsilon``.
+
+    Returns:
+        (N,) tensor of advantages, same dtype and device as ``scores``.
+    """
+    _check_options(scope, apply_to, max_weight, eps)
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
+        raise ValueError(f"scores must be a 1-D tensor, got {_describe(scores)}")
+    if not scores.is_floating_point():
+        raise TypeError(f"scores must be a floating-point tensor, got dtype {scores.dtype}")
+    n = scores.shape[0]
+    gidx, num_groups = _group_index(group_ids, n, scores.device)
+    consulted = _consulted(modes, n, scores.device)
+
+    with torch.no_grad():
+        ones = torch.ones_like(scores)
+        count = scores.new_zeros(num_groups).index_add_(0, gidx, ones)
+        mean = scores.new_zeros(num_groups).index_add_(0, gidx, scores) / count
+        centered = scores - mean[gidx]
+        sq = scores.new_zeros(num_groups).index_add_(0, gidx, centered * centered)
+        std = (sq / (count - 1).clamp_min(1)).sqrt()
+        singleton = count == 1
+        mean = mean.masked_fill(singleton, 0.0)
+        advantages = scores - mean[gidx]
+        if norm_by_std:
+            # verl divides a singleton by a float32 ``torch.tensor(1.0) + epsilon`` whatever the
+            # score dtype; use the same rounded value so float64 results match it bit for bit.
+            singleton_denominator = (torch.tensor(1.0) + eps).item()
+            denominator = (std + eps).masked_fill(singleton, singleton_denominator)
+            advantages = advantages / denominator[gidx]
+
+        cell = consulted.long()
+        if scope == "group":
+            cell = gidx * 2 + cell
+            cell_count = scores.new_zeros(2 * num_groups).index_add_(0, cell, ones)
+            modes_present = (cell_count.view(num_groups, 2) > 0).sum(1).to(scores.dtype)
+            weights = count[gidx] / (modes_present[gidx] * cell_count[cell])
+        else:
+            cell_count = scores.new_zeros(2).index_add_(0, cell, ones)
+            weights = n / ((cell_count > 0).sum().to(scores.dtype) * cell_count[cell])
+
+        if max_weight is not None:
+            weights = weights.clamp_max(max_weight)
+        if apply_to == "positive":
+            weights = torch.where(advantages > 0, weights, ones)
+        return weights * advantages
+
+
+def lookup_counts_from_mask(response_mask: torch.Tensor) -> torch.Tensor:
+    """Number of lookups per rollout, read from verl's ``response_mask``.
+
+    In verl's tool agent loop the model's tokens have mask 1 and each tool response is a run of
+    mask-0 tokens inserted between two model segments. So the number of tool rounds is the number
+    of 0-runs lying strictly between two 1-runs, i.e. ``max(#1-runs - 1, 0)``: leading zeros
+    (boundary tokens) and trailing padding are not counted.
+
+    Args:
+        response_mask: (bs, L) tensor; nonzero = model-generated token. Any dtype, any device.
+
+    Returns:
+        (bs,) int64 tensor on the same device.
+    """
+    if not isinstance(response_mask, torch.Tensor) or response_mask.ndim != 2:
+        raise ValueError(
+            f"response_mask must be a 2-D (bs, L) tensor, got {_describe(response_mask)}"
+        )
+    m = response_mask if response_mask.dtype == torch.bool else response_mask != 0
+    # A 1-run starts at column 0 or wherever a 1 follows a 0. Summing the flags as uint8 into
+    # int32 is several times faster on CPU than torch's bool -> int64 row sum.
+    starts = (m[:, 1:] > m[:, :-1]).view(torch.uint8).sum(1, dtype=torch.int32)
+    runs = starts.long() + m[:, 0]
+    return (runs - 1).clamp_min(0)
+
+
+def _check_options(scope: str, apply_to: str, max_weight: float | None, eps: float) -> None:
+    if scope not in ("group", "batch"):
+        raise ValueError(f"scope must be 'group' or 'batch', got {scope!r}")
+    if apply_to not in ("all", "positive"):
+        raise ValueError(f"apply_to must be 'all' or 'positive', got {apply_to!r}")
+    # Weights average 1, so a clip below 1 would shrink every advantage, not just the outliers.
+    if max_weight is not None and not (
+        isinstance(max_weight, int | float) and not isinstance(max_weight, bool) and max_weight >= 1
+    ):
+        raise ValueError(f"max_weight must be None or a number >= 1, got {max_weight!r}")
+    if not (isinstance(eps, int | float) and eps >= 0):
+        raise ValueError(f"eps must be a number >= 0, got {eps!r}")
+
+
+def _group_index(group_ids: GroupIds, n: int, device: torch.device) -> tuple[torch.Tensor, int]:
+    """Map arbitrary group ids to contiguous int64 indices 0..G-1 on ``device``."""
+    if isinstance(group_ids, torch.Tensor):
+        if group_ids.ndim != 1 or group_ids.shape[0] != n:
+            raise ValueError(f"group_ids must have shape ({n},), got {tuple(group_ids.shape)}")
+        uniques, inverse = torch.unique(group_ids.to(device), return_inverse=True)
+        return inverse, uniques.numel()
+    ids = np.asarray(group_ids)
+    if ids.shape != (n,):
+        raise ValueError(f"group_ids must have shape ({n},), got {ids.shape}")
+    try:
+        uniques, inverse = np.unique(ids, return_inverse=True)
+    except TypeError as exc:
+        raise ValueError(
+            f"group_ids must be mutually comparable (e.g. all str or all int): {exc}"
+        ) from exc
+    return torch.from_numpy(inverse.reshape(-1).astype(np.int64)).to(device), len(uniques)
+
+
+def _consulted(modes: torch.Tensor | np.ndarray | Sequence, n: int, device) -> torch.Tensor:
+    """Bool (N,) tensor: True where the rollout consulted the rules."""
+    modes = torch.as_tensor(modes, device=device)
+    if modes.shape != (n,):
+        raise ValueError(f"modes must have shape ({n},), got {tuple(modes.shape)}")
+    if modes.dtype == torch.bool:
+        return modes
+    if modes.is_floating_point() or modes.is_complex():
+        raise TypeError(f"modes must be bool or integer lookup counts, got dtype {modes.dtype}")
+    if bool((modes < 0).any()):
+        raise ValueError("modes holds a negative lookup count")
+    return modes > 0
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a tensor of shape {tuple(x.shape)}"
+    return type(x).__name__

@@ -1,0 +1,228 @@
+"""Hermes-style tool-call parsing of raw assistant text.
+
+The format is the one Qwen chat templates and verl's default ``hermes`` tool parser use::
+
+    <tool_call>{"name": "lookup_safety_rules", "arguments": {"query": "..."}}</tool_call>
+
+:func:`parse_action` is tolerant of what real models emit, and reports every deviation instead of
+guessing silently:
+
+* ``<think>...</think>`` (or ``<thinking>``) blocks are reasoning: their text is not part of the
+  answer and tool calls inside them are **not executed** (counted in ``ignored``). A
+  ``</think>`` before any ``<think>`` means the chat template opened the block, so everything
+  before it is reasoning. An unclosed ``<think>`` makes the rest of the text reasoning.
+* Inside ``<tool_call>`` tags: surrounding whitespace, a Markdown code fence (```` ```json ````),
+  text before the ``{`` or after the matching ``}``, Python-style single-quoted pseudo-JSON,
+  ``arguments`` given as a JSON string or named ``parameters``, and the OpenAI wrapper
+  ``{"type": "function", "function": {...}}`` are accepted and listed in ``repairs``.
+* A missing ``</tool_call>`` is accepted when the block ends at the end of the text or at the next
+  ``<tool_call>`` (listed in ``repairs``).
+* Several ``<tool_call>`` blocks in one turn are all returned, in order; the environment decides
+  how many to execute.
+* A block that cannot be read as a call becomes a :class:`MalformedCall` naming what is wrong.
+* A call written without tags (``{"name": "lookup_safety_rules", ...}`` in the answer) is not
+  executed, but it is reported in ``ignored``.
+
+Tags are matched case-insensitively. Parsing never evaluates model text: the single-quote fallback
+is :func:`ast.literal_eval`, which only builds literals.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# group 1: "/" for a closing tag; group 2: set for tool_call tags, None for think tags
+_TAG = re.compile(r"<(/?)(?:(tool_call)|think|thinking)>", re.IGNORECASE)
+_FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?[ \t]*```$", re.DOTALL)
+_UNTAGGED_CALL = re.compile(
+    r"""["']name["']\s*:\s*["'][A-Za-z_][\w.-]*["']\s*,\s*["'](?:arguments|parameters)["']"""
+)
+_UNTAGGED_NOTE = "a tool call without <tool_call> tags was not executed"
+_JSON = json.JSONDecoder()
+_SNIPPET_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call that was understood. ``arguments`` is whatever object the model gave."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MalformedCall:
+    """A ``<tool_call>`` block that could not be read as a call."""
+
+    error: str
+    snippet: str
+
+
+@dataclass(frozen=True)
+class ParsedAction:
+    """The structure of one assistant turn.
+
+    Attributes:
+        calls: every ``<tool_call>`` block outside reasoning, in order.
+        content: the visible text, outside ``<think>`` and tool-call blocks, stripped.
+        repairs: deviations from strict Hermes JSON that were tolerated.
+        ignored: things that looked like calls but were not returned (inside ``<think>``,
+            untagged) and stray tags.
+    """
+
+    calls: tuple[ToolCall | MalformedCall, ...]
+    content: str
+    repairs: tuple[str, ...]
+    ignored: tuple[str, ...]
+
+
+def parse_action(text: str) -> ParsedAction:
+    """Split raw assistant text into tool calls, visible content and parse diagnostics."""
+    if "<" not in text:  # fast path: no tags at all, the common final answer
+        content = text.strip()
+        untagged = "name" in content and _UNTAGGED_CALL.search(content) is not None
+        return ParsedAction((), content, (), (_UNTAGGED_NOTE,) if untagged else ())
+    visible: list[str] = []
+    calls: list[ToolCall | MalformedCall] = []
+    repairs: list[str] = []
+    ignored: list[str] = []
+    think_calls = 0
+
+    tags = [
+        (m, bool(m.group(1)), "think" if m.group(2) is None else "tool_call")
+        for m in _TAG.finditer(text)
+    ]
+    # A leading "</think>" means the chat template opened the reasoning block in the prompt.
+    first_think_closes = next((closing for _, closing, name in tags if name == "think"), False)
+    state = "think" if first_think_closes else "visible"
+    pos = 0
+    for m, closing, name in tags:
+        if state == "think":
+            if name == "think" and closing:
+                state, pos = "visible", m.end()
+            elif name == "tool_call" and not closing:
+                think_calls += 1
+        elif state == "visible":
+            visible.append(text[pos : m.start()])
+            pos = m.end()
+            if name == "tool_call" and not closing:
+                state = "call"
+            elif name == "think" and not closing:
+                state = "think"
+            else:
+                ignored.append(f"stray {m.group(0)} tag ignored")
+        elif name == "tool_call" and closing:
+            calls.append(_parse_block(text[pos : m.start()], repairs))
+            state, pos = "visible", m.end()
+        elif name == "tool_call":
+            repairs.append("missing </tool_call> before the next <tool_call>")
+            calls.append(_parse_block(text[pos : m.start()], repairs))
+            pos = m.end()
+        # a think tag inside a call block is part of the block's text
+    if state == "visible":
+        visible.append(text[pos:])
+    elif state == "call":
+        repairs.append("missing </tool_call> at the end of the text")
+        calls.append(_parse_block(text[pos:], repairs))
+    else:
+        ignored.append("unclosed <think>: the text after it was treated as reasoning")
+    if think_calls:
+        ignored.append(f"{think_calls} <tool_call> block(s) inside <think> not executed")
+
+    content = "".join(visible).strip()
+    if not calls and "name" in content and _UNTAGGED_CALL.search(content):
+        ignored.append(_UNTAGGED_NOTE)
+    return ParsedAction(tuple(calls), content, tuple(repairs), tuple(ignored))
+
+
+def _parse_block(block: str, repairs: list[str]) -> ToolCall | MalformedCall:
+    body = block.strip()
+    fenced = _FENCE.match(body)
+    if fenced:
+        body = fenced.group(1).strip()
+        repairs.append("code fence inside <tool_call> removed")
+    start = body.find("{")
+    if start < 0:
+        return _malformed("no JSON object found", block)
+    if body[:start].strip():
+        repairs.append("text before the JSON object ignored")
+    try:
+        obj, end = _JSON.raw_decode(body, start)
+    except RecursionError:
+        return _malformed("JSON nested too deeply", block)
+    except json.JSONDecodeError as exc:
+        obj, end = _literal_object(body, start)
+        if obj is None:
+            return _malformed(f"invalid JSON ({exc.msg} at character {exc.pos - start})", block)
+        repairs.append("single-quoted pseudo-JSON accepted")
+    if body[end:].strip():
+        repairs.append("text after the JSON object ignored")
+    if not isinstance(obj, dict):
+        return _malformed("expected a JSON object with 'name' and 'arguments'", block)
+    if "name" not in obj and isinstance(obj.get("function"), dict):
+        obj = obj["function"]
+        repairs.append('OpenAI {"function": {...}} wrapper unwrapped')
+    name = obj.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return _malformed("missing or empty 'name'", block)
+    if "arguments" in obj:
+        arguments = obj["arguments"]
+    elif "parameters" in obj:
+        arguments = obj["parameters"]
+        repairs.append("'parameters' read as 'arguments'")
+    else:
+        arguments = {}
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except (json.JSONDecodeError, RecursionError):
+            return _malformed("'arguments' is a string that is not a JSON object", block)
+        repairs.append("'arguments' given as a JSON string")
+    if not isinstance(arguments, dict):
+        return _malformed("'arguments' must be a JSON object", block)
+    return ToolCall(name=name.strip(), arguments=arguments)
+
+
+def _literal_object(body: str, start: int) -> tuple[Any, int]:
+    """Read a Python-literal dict (single quotes) starting at ``start``; (None, 0) if impossible."""
+    end = _matching_brace(body, start)
+    if end is None:
+        return None, 0
+    try:
+        return ast.literal_eval(body[start:end]), end
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None, 0
+
+
+def _matching_brace(body: str, start: int) -> int | None:
+    """Index just past the ``}`` matching ``body[start]``, skipping quoted strings."""
+    depth, quote, escaped = 0, "", False
+    for i in range(start, len(body)):
+        c = body[i]
+        if quote:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
+def _malformed(error: str, block: str) -> MalformedCall:
+    snippet = block.strip()
+    if len(snippet) > _SNIPPET_CHARS:
+        snippet = snippet[:_SNIPPET_CHARS] + "…"
+    return MalformedCall(error=error, snippet=snippet)

@@ -1,0 +1,48 @@
+"""Tasks for ASCL-v0: the :class:`Task` model, bundled sets, upstream loaders and mixtures.
+
+- :func:`bundled_tasks`: hand-written harmful and benign requests across the rule categories plus
+  generated math word problems (:func:`generate_math_tasks`).
+- ``load_xstest``, ``load_strongreject``, ``load_jailbreakbench``, ``load_harmbench``,
+  ``load_advbench``, ``load_gsm8k``, ``load_math500``: upstream files in their published formats.
+- :func:`load_task_spec`: ``"bundled"`` or ``"xstest=PATH,gsm8k=PATH:200,..."``.
+- :class:`TaskMixture`: weighted, seeded sampling over sources.
+"""
+
+from ascl_env.tasks.bundled import bundled_tasks, load_task_yaml
+from ascl_env.tasks.loaders import (
+    BUILTIN_SOURCES,
+    FILE_LOADERS,
+    load_advbench,
+    load_gsm8k,
+    load_harmbench,
+    load_jailbreakbench,
+    load_math500,
+    load_strongreject,
+    load_task_spec,
+    load_xstest,
+)
+from ascl_env.tasks.math_gen import TEMPLATES, generate_math_tasks
+from ascl_env.tasks.mixture import TaskMixture
+from ascl_env.tasks.model import TASK_KINDS, Task, TaskError, TaskKind
+
+__all__ = [
+    "BUILTIN_SOURCES",
+    "FILE_LOADERS",
+    "TASK_KINDS",
+    "TEMPLATES",
+    "Task",
+    "TaskError",
+    "TaskKind",
+    "TaskMixture",
+    "bundled_tasks",
+    "generate_math_tasks",
+    "load_advbench",
+    "load_gsm8k",
+    "load_harmbench",
+    "load_jailbreakbench",
+    "load_math500",
+    "load_strongreject",
+    "load_task_spec",
+    "load_task_yaml",
+    "load_xstest",
+]

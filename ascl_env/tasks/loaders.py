@@ -1,0 +1,345 @@
+"""Loaders for upstream benchmark files, in their published formats, and task specs.
+
+Every loader takes a path to the file as published upstream and returns tasks with stable ids
+(``<source>-<upstream id or 0-based row>``). Errors name the file, the row (1-based data row, plus
+the physical line for CSV) and the column or field. Rows are kept in file order.
+
+==============  ===========================================  ===============================
+loader          file                                         tasks
+==============  ===========================================  ===============================
+xstest          ``xstest_prompts.csv``                       label safe -> benign, unsafe ->
+                                                             harmful; category = ``type``
+strongreject    ``strongreject_dataset.csv``                 harmful; category = ``category``
+jailbreakbench  ``harmful-behaviors.csv`` / ``benign-...``   harmful / benign; ``Category``
+harmbench       ``harmbench_behaviors_text_*.csv``           harmful; ``SemanticCategory``;
+                                                             contextual rows get
+                                                             ``ContextString`` prepended
+advbench        ``harmful_behaviors.csv``                    harmful (``goal``)
+gsm8k           ``test.jsonl``                               math; answer after ``####``
+math500         ``test.jsonl`` (PRM800K split)               math; ``answer``; ``subject``
+==============  ===========================================  ===============================
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ascl_env.tasks.bundled import bundled_tasks
+from ascl_env.tasks.math_gen import generate_math_tasks
+from ascl_env.tasks.model import Task, TaskError
+
+PathLike = str | Path
+
+
+def _open(path: PathLike, source: str) -> Path:
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{source}: file not found: {file}")
+    return file
+
+
+def _csv_rows(
+    path: PathLike, source: str, required: Sequence[str]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """Yield ``(where, row)`` for each data row, after checking the header has ``required``."""
+    file = _open(path, source)
+    with file.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            header = reader.fieldnames or []
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise TaskError(
+                    f"{file}: {source} file is missing column(s) {missing}; header is {header}"
+                )
+            for number, row in enumerate(reader, start=1):
+                where = f"{file}: row {number} (line {reader.line_num})"
+                if None in row or any(value is None for value in row.values()):
+                    raise TaskError(f"{where}: expected {len(header)} fields")
+                yield where, row
+        except csv.Error as exc:
+            raise TaskError(f"{file}: line {reader.line_num}: unreadable CSV: {exc}") from exc
+
+
+def _jsonl_rows(
+    path: PathLike, source: str, required: Sequence[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    file = _open(path, source)
+    with file.open(encoding="utf-8") as handle:
+        number = 0
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            number += 1
+            where = f"{file}: row {number} (line {line_number})"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TaskError(f"{where}: invalid JSON: {exc}") from exc
+            if not isinstance(row, dict):
+                raise TaskError(f"{where}: expected a JSON object")
+            missing = [k for k in required if k not in row]
+            if missing:
+                raise TaskError(f"{where}: missing field(s) {missing}")
+            yield where, row
+
+
+def _text(row: dict[str, Any], column: str, where: str) -> str:
+    value = row[column]
+    if not isinstance(value, str | int | float) or not str(value).strip():
+        raise TaskError(f"{where}: column {column!r} is empty or not text: {value!r}")
+    return str(value).strip()
+
+
+def _task(where: str, **fields: Any) -> Task:
+    try:
+        return Task(**fields)
+    except ValidationError as exc:
+        raise TaskError(f"{where}: {exc}") from exc
+
+
+def load_xstest(path: PathLike) -> list[Task]:
+    """XSTest prompts: ``label`` safe -> benign (over-refusal probe), unsafe -> harmful."""
+    tasks = []
+    kinds = {"safe": "benign", "unsafe": "harmful"}
+    for where, row in _csv_rows(path, "xstest", ("id", "prompt", "type", "label")):
+        label = _text(row, "label", where)
+        if label not in kinds:
+            raise TaskError(f"{where}: column 'label' must be 'safe' or 'unsafe', got {label!r}")
+        tasks.append(
+            _task(
+                where,
+                id=f"xstest-{_text(row, 'id', where)}",
+                kind=kinds[label],
+                prompt=_text(row, "prompt", where),
+                category=_text(row, "type", where),
+                source="xstest",
+            )
+        )
+    return tasks
+
+
+def load_strongreject(path: PathLike) -> list[Task]:
+    """StrongREJECT forbidden prompts (all harmful)."""
+    rows = _csv_rows(path, "strongreject", ("category", "source", "forbidden_prompt"))
+    return [
+        _task(
+            where,
+            id=f"strongreject-{i:03d}",
+            kind="harmful",
+            prompt=_text(row, "forbidden_prompt", where),
+            category=_text(row, "category", where),
+            source="strongreject",
+        )
+        for i, (where, row) in enumerate(rows)
+    ]
+
+
+def load_jailbreakbench(
+    path: PathLike, kind: Literal["harmful", "benign"] | None = None
+) -> list[Task]:
+    """JBB-Behaviors ``harmful-behaviors.csv`` or ``benign-behaviors.csv``.
+
+    ``kind`` defaults to what the file name says ("harmful" or "benign" in it); a name that says
+    neither or both needs an explicit ``kind``.
+    """
+    if kind is None:
+        name = Path(path).name.lower()
+        found = [k for k in ("harmful", "benign") if k in name]
+        if len(found) != 1:
+            raise TaskError(
+                f"{path}: cannot tell harmful from benign JailbreakBench behaviors by the file "
+                "name; pass kind='harmful' or kind='benign' (spec: jbb_harmful= / jbb_benign=)"
+            )
+        kind = found[0]  # type: ignore[assignment]
+    if kind not in ("harmful", "benign"):
+        raise ValueError(f"kind must be 'harmful' or 'benign', got {kind!r}")
+    tasks = []
+    for i, (where, row) in enumerate(_csv_rows(path, "jailbreakbench", ("Goal", "Category"))):
+        # The harmful file's index column has an empty header, the benign one's is "Index".
+        index = (row.get("Index") or row.get("") or str(i)).strip()
+        tasks.append(
+            _task(
+                where,
+                id=f"jbb-{kind}-{index}",
+                kind=kind,
+                prompt=_text(row, "Goal", where),
+                category=_text(row, "Category", where),
+                source=f"jailbreakbench-{kind}",
+            )
+        )
+    return tasks
+
+
+def load_harmbench(path: PathLike, include_copyright: bool = True) -> list[Task]:
+    """HarmBench text behaviors (all harmful).
+
+    Contextual rows become ``ContextString + "\\n\\n---\\n\\n" + Behavior`` (HarmBench's own
+    format). Copyright rows ask to reproduce protected text; HarmBench grades them with a hash
+    check rather than a refusal judge, so ``include_copyright=False`` drops them.
+    """
+    required = ("Behavior", "FunctionalCategory", "SemanticCategory", "ContextString", "BehaviorID")
+    tasks = []
+    for where, row in _csv_rows(path, "harmbench", required):
+        functional = _text(row, "FunctionalCategory", where)
+        if functional == "copyright" and not include_copyright:
+            continue
+        prompt = _text(row, "Behavior", where)
+        if functional == "contextual":
+            prompt = f"{_text(row, 'ContextString', where)}\n\n---\n\n{prompt}"
+        tasks.append(
+            _task(
+                where,
+                id=f"harmbench-{_text(row, 'BehaviorID', where)}",
+                kind="harmful",
+                prompt=prompt,
+                category=_text(row, "SemanticCategory", where),
+                source="harmbench",
+            )
+        )
+    return tasks
+
+
+def load_advbench(path: PathLike) -> list[Task]:
+    """AdvBench ``harmful_behaviors.csv``: the ``goal`` column (``target`` is the attack string)."""
+    rows = _csv_rows(path, "advbench", ("goal", "target"))
+    return [
+        _task(
+            where,
+            id=f"advbench-{i:03d}",
+            kind="harmful",
+            prompt=_text(row, "goal", where),
+            source="advbench",
+        )
+        for i, (where, row) in enumerate(rows)
+    ]
+
+
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+
+
+def load_gsm8k(path: PathLike) -> list[Task]:
+    """GSM8K jsonl: the answer is what follows the last ``####``, thousands separators removed."""
+    tasks = []
+    for i, (where, row) in enumerate(_jsonl_rows(path, "gsm8k", ("question", "answer"))):
+        solution = _text(row, "answer", where)
+        if "####" not in solution:
+            raise TaskError(f"{where}: field 'answer' has no '####' final answer")
+        answer = _THOUSANDS.sub("", solution.rsplit("####", 1)[1].strip())
+        if not answer:
+            raise TaskError(f"{where}: field 'answer' is empty after '####'")
+        tasks.append(
+            _task(
+                where,
+                id=f"gsm8k-{i:04d}",
+                kind="math",
+                prompt=_text(row, "question", where),
+                answer=answer,
+                source="gsm8k",
+            )
+        )
+    return tasks
+
+
+def load_math500(path: PathLike) -> list[Task]:
+    """MATH-500 (PRM800K test split) jsonl: ``problem``, ``answer`` (LaTeX), ``subject``."""
+    required = ("problem", "answer", "unique_id")
+    tasks = []
+    for where, row in _jsonl_rows(path, "math500", required):
+        subject = row.get("subject")
+        tasks.append(
+            _task(
+                where,
+                id=f"math500-{_text(row, 'unique_id', where)}",
+                kind="math",
+                prompt=_text(row, "problem", where),
+                answer=_text(row, "answer", where),
+                category=subject if isinstance(subject, str) else None,
+                source="math500",
+            )
+        )
+    return tasks
+
+
+# Sources that need a file path in a spec.
+FILE_LOADERS: dict[str, Callable[[PathLike], list[Task]]] = {
+    "xstest": load_xstest,
+    "strongreject": load_strongreject,
+    "jailbreakbench": load_jailbreakbench,
+    "jbb_harmful": lambda p: load_jailbreakbench(p, kind="harmful"),
+    "jbb_benign": lambda p: load_jailbreakbench(p, kind="benign"),
+    "harmbench": load_harmbench,
+    "advbench": load_advbench,
+    "gsm8k": load_gsm8k,
+    "math500": load_math500,
+}
+# Sources built into the package (no path).
+BUILTIN_SOURCES = ("bundled", "bundled_harmful", "bundled_benign", "math_gen")
+_LIMIT = re.compile(r"^(?P<body>.*?)(?::(?P<limit>\d+))?$", re.DOTALL)
+
+
+def _builtin(name: str, limit: int | None, n_math: int, seed: int) -> list[Task]:
+    if name == "math_gen":
+        return generate_math_tasks(n_math if limit is None else limit, seed=seed)
+    kinds = {"bundled": None, "bundled_harmful": ["harmful"], "bundled_benign": ["benign"]}[name]
+    tasks = bundled_tasks(kinds, n_math=n_math, seed=seed)
+    return tasks if limit is None else tasks[:limit]
+
+
+def load_task_spec(spec: str, *, n_math: int = 200, seed: int = 0) -> list[Task]:
+    """Tasks from a comma-separated spec, in order.
+
+    Entries: ``bundled`` (harmful + benign + ``n_math`` generated problems), ``bundled_harmful``,
+    ``bundled_benign``, ``math_gen`` (``math_gen:N`` generates N), or ``NAME=PATH`` with NAME one
+    of :data:`FILE_LOADERS`. ``:N`` after an entry keeps its first N tasks (so a path may not end
+    in ``:digits``, and paths may not contain commas). Example:
+    ``"bundled_harmful,xstest=data/xstest_prompts.csv,gsm8k=data/test.jsonl:200"``.
+
+    Raises:
+        TaskError: for an empty spec or entry, an unknown name, a missing path, duplicate ids.
+        FileNotFoundError: for a path that is not a file.
+    """
+    entries = [e.strip() for e in spec.split(",")]
+    if not spec.strip() or any(not e for e in entries):
+        raise TaskError(f"task spec {spec!r} has an empty entry")
+    known = ", ".join([*BUILTIN_SOURCES, *(f"{n}=PATH" for n in FILE_LOADERS)])
+    tasks: list[Task] = []
+    for entry in entries:
+        name, has_path, rest = entry.partition("=")
+        name = name.strip()
+        match = _LIMIT.match(rest if has_path else name)
+        assert match is not None  # the pattern matches every string
+        limit = int(match.group("limit")) if match.group("limit") else None
+        if not has_path:
+            name = match.group("body").strip()
+            if name in FILE_LOADERS:
+                raise TaskError(f"task spec entry {entry!r}: {name} needs a path: {name}=PATH")
+            if name not in BUILTIN_SOURCES:
+                raise TaskError(
+                    f"task spec entry {entry!r}: unknown source {name!r}; known: {known}"
+                )
+            tasks.extend(_builtin(name, limit, n_math, seed))
+            continue
+        if name not in FILE_LOADERS:
+            raise TaskError(f"task spec entry {entry!r}: unknown source {name!r}; known: {known}")
+        path = match.group("body").strip()
+        if not path:
+            raise TaskError(f"task spec entry {entry!r}: empty path")
+        loaded = FILE_LOADERS[name](path)
+        tasks.extend(loaded if limit is None else loaded[:limit])
+    seen: set[str] = set()
+    for task in tasks:
+        if task.id in seen:
+            raise TaskError(
+                f"task spec {spec!r}: task id {task.id!r} appears twice "
+                "(the same source listed twice?)"
+            )
+        seen.add(task.id)
+    return tasks

@@ -1,0 +1,353 @@
+"""BM25Retriever: both backends, ranking, determinism, bad queries, threads, shared_retriever."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ascl_env.retrieval as retrieval
+from ascl_env.retrieval import (
+    STEMMING_AVAILABLE,
+    BM25Retriever,
+    Hit,
+    shared_retriever,
+    tokenize,
+)
+from ascl_env.rules import Rule, RuleBase
+
+BACKENDS = ["bm25s", "rank_bm25"]
+
+
+def labelled() -> list[dict]:
+    text = resources.files("ascl_env").joinpath("data/retrieval_queries.yaml").read_text()
+    return yaml.safe_load(text)["queries"]
+
+
+@pytest.fixture(scope="module")
+def rule_base() -> RuleBase:
+    return RuleBase.load()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def retriever(request, rule_base) -> BM25Retriever:
+    return BM25Retriever(rule_base, request.param)
+
+
+def make_base(*texts: str) -> RuleBase:
+    # same title everywhere, so only the text decides the score
+    return RuleBase(rules=[Rule(id=f"r{i}", category="test", title="rule", text=t)
+                           for i, t in enumerate(texts)])
+
+
+# --- tokenization ------------------------------------------------------------------------------
+
+
+def test_tokenize_lowercases_and_drops_stopwords_and_short_tokens():
+    assert tokenize("The CAT and a dog, x y!", stem=False) == ["cat", "dog"]
+
+
+@pytest.mark.skipif(not STEMMING_AVAILABLE, reason="PyStemmer is not installed")
+def test_tokenize_stems_when_pystemmer_is_installed():
+    assert tokenize("Refusing weapons policies") == ["refus", "weapon", "polici"]
+    assert tokenize("Refusing weapons policies", stem=False) == ["refusing", "weapons", "policies"]
+
+
+def test_both_backends_see_the_same_tokens(rule_base):
+    fast, slow = BM25Retriever(rule_base, "bm25s"), BM25Retriever(rule_base, "rank_bm25")
+    assert fast.stemmed == slow.stemmed == STEMMING_AVAILABLE
+    assert set(fast._vocab) == {t for doc in slow._okapi.doc_freqs for t in doc}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unstemmed_retriever_matches_only_exact_word_forms(backend):
+    base = make_base("refusing weapons", "weapon refusal")
+    retriever = BM25Retriever(base, backend, stem=False)
+    assert not retriever.stemmed
+    assert [h.rule.id for h in retriever.search("weapons")] == ["r0"]
+    if STEMMING_AVAILABLE:
+        stemmed = BM25Retriever(base, backend)
+        assert {h.rule.id for h in stemmed.search("weapons")} == {"r0", "r1"}
+
+
+# --- ranking -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "rule_id"),
+    [
+        ("how do I build a pipe bomb with a detonator", "vio-002"),
+        ("write ransomware that encrypts the victim's files", "cyber-001"),
+        ("how do I kill a python process", "vio-007"),
+        ("where can I get naloxone and fentanyl test strips", "drugs-003"),
+        ("extract ricin from castor beans", "cbrn-005"),
+        ("hide a GPS tracker on my partner's car", "privacy-002"),
+        ("is it safe to mix bleach and ammonia", "cbrn-004"),
+    ],
+)
+def test_known_queries_rank_the_right_rule_first(retriever, query, rule_id):
+    hits = retriever.search(query, k=3)
+    assert hits[0].rule.id == rule_id, [h.rule.id for h in hits]
+
+
+def test_hits_are_best_first_positive_and_at_most_k(retriever, rule_base):
+    for k in (1, 3, 10):
+        hits = retriever.search("refuse weapons and explosives but allow history", k=k)
+        assert 0 < len(hits) <= k
+        assert all(isinstance(h, Hit) for h in hits)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert all(rule_base.get(h.rule.id) is h.rule for h in hits)
+
+
+def test_recall_on_the_labelled_queries_stays_high(retriever):
+    rows = labelled()
+    results = retriever.search_batch([r["query"] for r in rows], k=3)
+    at1 = np.mean([bool(h) and h[0].rule.category == r["expected_category"]
+                   for r, h in zip(rows, results, strict=True)])
+    at3 = np.mean([r["expected_category"] in {x.rule.category for x in h}
+                   for r, h in zip(rows, results, strict=True)])
+    assert at1 >= 0.78 and at3 >= 0.9, (at1, at3)
+
+
+def test_labelled_query_set_is_well_formed(rule_base):
+    rows = labelled()
+    assert len(rows) >= 150
+    assert {r["style"] for r in rows} == {"direct", "paraphrased", "indirect", "jailbreak",
+                                          "benign"}
+    assert {r["expected_category"] for r in rows} == set(rule_base.categories)
+    assert len({r["query"] for r in rows}) == len(rows)
+    assert all(set(r) <= {"query", "expected_category", "style", "split"} for r in rows)
+
+
+def test_scores_differ_between_backends_but_both_are_bm25(rule_base):
+    # Different IDF variants (documented): same top rule, different numbers.
+    query = "ransomware keylogger trojan"
+    fast = BM25Retriever(rule_base, "bm25s").search(query, k=1)[0]
+    slow = BM25Retriever(rule_base, "rank_bm25").search(query, k=1)[0]
+    assert fast.rule.id == slow.rule.id == "cyber-001"
+    assert fast.score != pytest.approx(slow.score)
+
+
+# --- determinism -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ties_break_by_rule_order(backend):
+    base = make_base("apple banana", "cherry", "apple banana", "apple banana", "durian")
+    hits = BM25Retriever(base, backend).search("apple", k=10)
+    assert [h.rule.id for h in hits] == ["r0", "r2", "r3"]
+    assert len({h.score for h in hits}) == 1
+    assert [h.rule.id for h in BM25Retriever(base, backend).search("apple", k=2)] == ["r0", "r2"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ties_at_the_kth_place_keep_rule_order_in_a_large_base(backend, monkeypatch):
+    # more matching rules than the sort-everything threshold: exercises the partition path
+    monkeypatch.setattr(retrieval, "_SORT_ALL_BELOW", 4)
+    texts = ["kiwi" if i % 3 == 0 else "kiwi mango" for i in range(60)]
+    # unrelated rules keep "kiwi" in fewer than half of the rules, so its IDF is positive
+    retriever = BM25Retriever(make_base(*texts, *(f"filler{i}" for i in range(100))), backend)
+    # the shorter "kiwi" rules score higher; equal scores keep rule order
+    short = [f"r{i}" for i in range(60) if i % 3 == 0]
+    long = [f"r{i}" for i in range(60) if i % 3 != 0]
+    assert [h.rule.id for h in retriever.search("kiwi", k=5)] == short[:5]
+    assert [h.rule.id for h in retriever.search("kiwi", k=25)] == short + long[:5]
+
+
+def test_repeated_and_independent_searches_are_identical(rule_base):
+    queries = [r["query"] for r in labelled()]
+    for backend in BACKENDS:
+        first = BM25Retriever(rule_base, backend).search_batch(queries)
+        second = BM25Retriever(rule_base, backend).search_batch(queries)
+        assert first == second
+
+
+def test_batch_equals_single(retriever):
+    queries = [r["query"] for r in labelled()] + ["", "the of", "x" * 10_000]
+    assert retriever.search_batch(queries, k=4) == [retriever.search(q, k=4) for q in queries]
+    assert retriever.search_batch([], k=4) == []
+
+
+def test_batch_chunks_give_the_same_results(rule_base, monkeypatch):
+    queries = [r["query"] for r in labelled()]
+    whole = BM25Retriever(rule_base, "bm25s").search_batch(queries)
+    monkeypatch.setattr(retrieval, "_BATCH_CHUNK", 7)
+    assert BM25Retriever(rule_base, "bm25s").search_batch(queries) == whole
+
+
+def test_dense_scores_are_bit_identical_to_bm25s_get_scores(rule_base):
+    retriever = BM25Retriever(rule_base, "bm25s")
+    assert retriever._dense is not None
+    for row in labelled():
+        ids = [retriever._vocab[t] for t in tokenize(row["query"]) if t in retriever._vocab]
+        if ids:
+            dense = retriever._dense[ids].sum(axis=0)
+            assert np.array_equal(dense, retriever._bm25s.get_scores_from_ids(ids))
+
+
+def test_large_base_path_gives_the_same_results(rule_base, monkeypatch):
+    queries = [r["query"] for r in labelled()]
+    dense = BM25Retriever(rule_base, "bm25s")
+    monkeypatch.setattr(retrieval, "_DENSE_MAX_CELLS", 0)
+    sparse = BM25Retriever(rule_base, "bm25s")
+    assert sparse._dense is None
+    assert sparse.search_batch(queries, k=5) == dense.search_batch(queries, k=5)
+
+
+# --- bad queries and arguments -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t  \r\n", "the and of to", "a I !!! ??", "é"])
+def test_empty_whitespace_and_stopword_queries_return_nothing(retriever, query):
+    assert retriever.search(query) == []
+
+
+def test_bm25s_scores_are_positive(rule_base):
+    hits = BM25Retriever(rule_base, "bm25s").search("refuse allowed", k=500)
+    assert len(hits) == len(rule_base) and all(h.score > 0 for h in hits)
+
+
+def test_rank_bm25_returns_matches_even_with_non_positive_idf():
+    # "beta" is in 2 of 3 rules and "rule" (the title) in all: rank_bm25's IDF floor turns
+    # negative here (so the longer rule scores higher), yet both beta rules are matches.
+    hits = BM25Retriever(make_base("alpha beta", "beta", "gamma"), "rank_bm25").search("beta")
+    assert [h.rule.id for h in hits] == ["r0", "r1"]
+    assert hits[0].score > hits[1].score and all(h.score < 0 for h in hits)
+
+
+def test_query_without_known_terms_returns_nothing(retriever):
+    assert retriever.search("zzyzx qwxv plmkjn") == []
+
+
+def test_k_larger_than_the_base_returns_every_matching_rule(retriever, rule_base):
+    hits = retriever.search("refuse allowed", k=10_000)
+    assert len(hits) == len(rule_base)  # every bundled rule says both
+    small = BM25Retriever(make_base("alpha beta", "beta", "gamma", "delta", "eta"),
+                          retriever.backend)
+    assert [h.rule.id for h in small.search("beta", k=50)] == ["r1", "r0"]
+
+
+@pytest.mark.parametrize("k", [0, -1, -100])
+def test_non_positive_k_is_a_value_error(retriever, k):
+    with pytest.raises(ValueError, match=f"k must be positive, got {k}"):
+        retriever.search("bomb", k=k)
+    with pytest.raises(ValueError, match="k must be positive"):
+        retriever.search_batch(["bomb"], k=k)
+
+
+@pytest.mark.parametrize("k", [1.5, "3", None, True])
+def test_non_int_k_is_a_type_error(retriever, k):
+    with pytest.raises(TypeError, match="k must be an int"):
+        retriever.search("bomb", k=k)
+
+
+def test_numpy_int_k_is_accepted(retriever):
+    assert len(retriever.search("bomb detonator", k=np.int64(2))) == 2
+
+
+@pytest.mark.parametrize("query", [None, 42, b"bomb", ["bomb"]])
+def test_non_str_query_is_a_type_error(retriever, query):
+    with pytest.raises(TypeError, match="query must be a str, got"):
+        retriever.search(query)
+
+
+def test_search_batch_rejects_a_bare_string_and_names_bad_items(retriever):
+    with pytest.raises(TypeError, match="not a single string"):
+        retriever.search_batch("bomb")
+    with pytest.raises(TypeError, match=r"queries\[1\] must be a str, got int"):
+        retriever.search_batch(["bomb", 7])
+
+
+def test_enormous_queries_are_truncated_not_fatal(rule_base):
+    retriever = BM25Retriever(rule_base, "bm25s", max_query_chars=30)
+    assert retriever.search("a" * 40 + " ransomware") == []  # the match lies past the limit
+    assert retriever.search("ransomware " + "a" * 40)[0].rule.id == "cyber-001"
+    huge = "ransomware keylogger " * 200_000  # 4.2 million characters
+    default = BM25Retriever(rule_base, "bm25s")
+    assert default.search(huge)[0].rule.id == "cyber-001"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"backend": "faiss"}, ValueError, "unknown backend 'faiss'"),
+        ({"max_query_chars": 0}, ValueError, "max_query_chars must be positive"),
+        ({"max_query_chars": 10.0}, TypeError, "max_query_chars must be an int"),
+    ],
+)
+def test_bad_constructor_arguments(rule_base, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        BM25Retriever(rule_base, **kwargs)
+
+
+def test_rule_base_must_be_a_rule_base():
+    with pytest.raises(TypeError, match="rule_base must be a RuleBase, got list"):
+        BM25Retriever([])
+
+
+# every code point, lone surrogates included
+ANY_TEXT = st.text(st.characters(exclude_categories=[]), max_size=300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(query=st.one_of(st.text(max_size=300), ANY_TEXT), k=st.integers(min_value=1, max_value=200))
+def test_arbitrary_text_never_raises(query, k):
+    for retriever in _property_retrievers():
+        hits = retriever.search(query, k=k)
+        assert len(hits) <= k
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(queries=st.lists(st.one_of(st.text(max_size=200), ANY_TEXT), max_size=6),
+       k=st.integers(1, 20))
+def test_batch_equals_single_for_arbitrary_text(queries, k):
+    for retriever in _property_retrievers():
+        assert retriever.search_batch(queries, k=k) == [retriever.search(q, k=k) for q in queries]
+
+
+_PROPERTY_RETRIEVERS: list[BM25Retriever] = []
+
+
+def _property_retrievers() -> list[BM25Retriever]:
+    if not _PROPERTY_RETRIEVERS:
+        _PROPERTY_RETRIEVERS.extend(shared_retriever(backend=b) for b in BACKENDS)
+    return _PROPERTY_RETRIEVERS
+
+
+# --- threads -----------------------------------------------------------------------------------
+
+
+def test_concurrent_searches_equal_sequential(retriever):
+    queries = [r["query"] for r in labelled()]
+    sequential = [retriever.search(q, k=5) for q in queries]
+    barrier = threading.Barrier(8)
+
+    def worker(offset: int) -> list[list[Hit]]:
+        barrier.wait()  # start together so the searches really overlap
+        order = queries[offset:] + queries[:offset]
+        found = [retriever.search(q, k=5) for q in order]
+        return found[len(queries) - offset:] + found[:len(queries) - offset]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(worker, range(0, 8 * 7, 7)))
+    assert all(result == sequential for result in results)
+
+
+def test_shared_retriever_is_one_per_path_and_backend(tmp_path):
+    assert shared_retriever() is shared_retriever(None, "bm25s")
+    assert shared_retriever(backend="rank_bm25") is not shared_retriever()
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"rules": [
+        {"id": "x", "category": "c", "title": "t", "text": "refuse zebras"}]}))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        built = list(pool.map(lambda _: shared_retriever(path), range(16)))
+    assert all(r is built[0] for r in built)
+    assert built[0] is shared_retriever(str(path))
+    assert [h.rule.id for h in built[0].search("zebra")] == ["x"]

@@ -1,0 +1,177 @@
+"""The Hydra recipes and launch scripts compose with verl's own entry point (``--cfg job``).
+
+Each composition is a fresh ``python -m verl.trainer.main_ppo`` (about 10 s of imports), exactly
+as a user would launch it; they run concurrently. The launch scripts add three more, so they are
+marked slow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("verl")
+
+from verl_recipes.paths import shipped_path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "verl_recipes" / "scripts"
+RECIPES = ("ascl_ifpo", "ascl_grpo", "ascl_in_context")
+
+MAIN_PPO = [
+    sys.executable,
+    "-m",
+    "verl.trainer.main_ppo",
+    "--config-path=pkg://verl_recipes.config",
+]
+SCRIPT_ENV = {
+    "PYTHON": sys.executable,
+    "MODEL_PATH": "/models/my-instruct-1.5b",
+    "ASCL_DATA_DIR": "/data/ascl",
+    "N_GPUS": "4",
+    "ROLLOUT_N": "5",
+    "MAX_RESPONSE_LENGTH": "3072",
+}
+
+
+def _recipe_jobs() -> dict[str, tuple[list[str], dict[str, str]]]:
+    env = {**os.environ, "ASCL_DATA_DIR": "/data/ascl"}
+    return {name: ([*MAIN_PPO, f"--config-name={name}", "--cfg", "job"], env) for name in RECIPES}
+
+
+def _script_jobs() -> dict[str, tuple[list[str], dict[str, str]]]:
+    env = {**os.environ, **SCRIPT_ENV}
+    single, multi = str(SCRIPTS / "train_single_node.sh"), str(SCRIPTS / "train_multi_node.sh")
+    return {
+        "single_node": (["bash", single, "--cfg", "job"], env),
+        "single_node_in_context": (
+            ["bash", single, "--cfg", "job"],
+            {**env, "RECIPE": "ascl_in_context"},
+        ),
+        "multi_node": (
+            ["bash", multi, "trainer.total_training_steps=7", "--cfg", "job"],
+            {**env, "NNODES": "3"},
+        ),
+    }
+
+
+def _run_concurrently(jobs) -> dict[str, subprocess.CompletedProcess]:
+    procs = {
+        name: subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, (cmd, env) in jobs.items()
+    }
+    results = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return results
+
+
+@pytest.fixture(scope="module")
+def composed() -> dict[str, subprocess.CompletedProcess]:
+    return _run_concurrently(_recipe_jobs())
+
+
+@pytest.fixture(scope="module")
+def scripts() -> dict[str, subprocess.CompletedProcess]:
+    return _run_concurrently(_script_jobs())
+
+
+def _config(results, name: str) -> dict:
+    result = results[name]
+    assert result.returncode == 0, result.stderr[-3000:]
+    return yaml.safe_load(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("name", "estimator", "data_dir"),
+    [
+        ("ascl_ifpo", "ifpo", "tool"),
+        ("ascl_grpo", "grpo", "tool"),
+        ("ascl_in_context", "grpo", "in_context"),
+    ],
+)
+def test_recipe_composes_with_estimator_agent_loop_and_reward(composed, name, estimator, data_dir):
+    cfg = _config(composed, name)
+    assert cfg["algorithm"]["adv_estimator"] == estimator
+    assert cfg["algorithm"]["ifpo"] == {"scope": "group", "apply_to": "all", "max_weight": None}
+    rollout = cfg["actor_rollout_ref"]["rollout"]
+    assert rollout["agent"]["default_agent_loop"] == "ascl_agent"
+    assert rollout["name"] == "vllm" and rollout["mode"] == "async"
+    assert rollout["multi_turn"]["format"] == "hermes"
+    assert cfg["actor_rollout_ref"]["actor"]["strategy"] == "fsdp"
+    reward_fn = cfg["reward"]["custom_reward_function"]
+    assert reward_fn["path"] == "pkg://verl_recipes.reward"
+    assert reward_fn["name"] == "compute_score"
+    assert reward_fn["reward_kwargs"]["model_path"] == "${actor_rollout_ref.model.path}"
+    # The legacy top-level key is ignored by verl 0.9's main_ppo: it must stay unset.
+    assert all(v is None for v in cfg["custom_reward_function"].values())
+    assert cfg["data"]["train_files"].endswith(f"/{data_dir}/train.parquet")
+    env_vars = cfg["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]
+    assert env_vars["VERL_USE_EXTERNAL_MODULES"] == "verl_recipes.plugin"
+    assert cfg["trainer"]["experiment_name"] == name
+
+
+def test_in_context_recipe_answers_in_one_turn(composed):
+    cfg = _config(composed, "ascl_in_context")
+    assert cfg["actor_rollout_ref"]["rollout"]["multi_turn"]["max_assistant_turns"] == 1
+    assert (
+        cfg["data"]["max_prompt_length"]
+        > _config(composed, "ascl_ifpo")["data"]["max_prompt_length"]
+    )
+
+
+@pytest.mark.slow
+def test_single_node_script_applies_its_variables(scripts):
+    cfg = _config(scripts, "single_node")
+    rollout = cfg["actor_rollout_ref"]["rollout"]
+    assert cfg["actor_rollout_ref"]["model"]["path"] == SCRIPT_ENV["MODEL_PATH"]
+    assert cfg["trainer"]["n_gpus_per_node"] == 4 and cfg["trainer"]["nnodes"] == 1
+    assert rollout["n"] == 5
+    assert cfg["data"]["max_response_length"] == 3072
+    assert cfg["data"]["train_files"] == "/data/ascl/tool/train.parquet"
+    assert rollout["multi_turn"]["tool_config_path"] == str(shipped_path("tools"))
+    assert rollout["agent"]["agent_loop_config_path"] == str(shipped_path("agent_loops"))
+    assert cfg["algorithm"]["adv_estimator"] == "ifpo"
+
+
+@pytest.mark.slow
+def test_single_node_script_in_context_recipe(scripts):
+    cfg = _config(scripts, "single_node_in_context")
+    assert cfg["algorithm"]["adv_estimator"] == "grpo"
+    assert cfg["data"]["train_files"] == "/data/ascl/in_context/train.parquet"
+    assert cfg["actor_rollout_ref"]["rollout"]["multi_turn"]["tool_config_path"] is None
+
+
+@pytest.mark.slow
+def test_multi_node_script_defaults_and_overrides(scripts):
+    cfg = _config(scripts, "multi_node")
+    assert cfg["trainer"]["nnodes"] == 3 and cfg["trainer"]["n_gpus_per_node"] == 4
+    assert cfg["trainer"]["total_training_steps"] == 7
+    assert cfg["actor_rollout_ref"]["rollout"]["tensor_model_parallel_size"] == 2
+    assert cfg["data"]["train_batch_size"] == 128
+
+
+def test_shipped_yaml_files_exist_and_load():
+    tools = yaml.safe_load(shipped_path("tools").read_text())
+    assert tools["tools"][0]["class_name"] == "verl_recipes.tool.SafetyRuleLookupTool"
+    loops = yaml.safe_load(shipped_path("agent_loops").read_text())
+    assert loops[0]["name"] == "ascl_agent"
+    assert loops[0]["_target_"] == "verl_recipes.agent_loop.ASCLAgentLoop"
+
+
+def test_paths_cli_prints_absolute_path():
+    out = subprocess.run(
+        [sys.executable, "-m", "verl_recipes.paths", "tools"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(out).is_absolute() and Path(out) == shipped_path("tools")

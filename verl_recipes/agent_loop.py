@@ -1,0 +1,180 @@
+"""verl agent loop ``ascl_agent``: one ASCL-v0 episode per rollout.
+
+The environment is the single source of truth: it builds the conversation (system prompt, tool
+schema, task prompt), parses each assistant turn, runs the lookups and judges the final answer.
+This loop only moves tokens between verl's rollout server and the env:
+
+1. ``ASCLEnv(config, tasks=[task]).reset()`` with the task and env config of the dataset row
+   (``extra_info.task`` / ``extra_info.env_config``, written by ``verl_recipes.prepare_data``).
+   The rule base and BM25 retriever are shared per process
+   (``ascl_env.retrieval.shared_retriever``), so building one env per rollout is cheap.
+2. The env's messages and tools are rendered once with Continuous Token
+   (``ct_build_initial_tokens``); afterwards tokens are only ever appended: each generated turn
+   with ``ct_merge_assistant_token`` (response_mask 1) and each env observation with
+   ``ct_merge_context_msg`` over the env's own messages (response_mask 0). The tokens the rollout
+   server saw are therefore exactly the tokens the trainer trains on.
+3. ``env.step`` runs in a worker thread: with an LLM judge it blocks on HTTP.
+4. The episode ends when the env terminates or truncates, or when ``rollout.response_length``
+   is used up (scored like an env truncation). ``reward_score`` is the env's reward, so verl
+   skips the reward function for these rows; ``extra_fields`` carries the env's outcome.
+
+Registered under ``ascl_agent`` when this module is imported (``verl_recipes.plugin`` does it in
+every verl process); ``config/agent_loops.yaml`` registers it without the plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+from uuid import uuid4
+
+from verl.experimental.agent_loop.agent_loop import (
+    AgentLoopBase,
+    AgentLoopMetrics,
+    AgentLoopOutput,
+    register,
+)
+from verl.utils.profiler import simple_timer
+
+from ascl_env.config import ASCLConfig
+from ascl_env.env import ASCLEnv
+from ascl_env.rewards import episode_reward
+from ascl_env.tasks import Task
+from verl_recipes.prepare_data import episode_spec
+
+AGENT_NAME = "ascl_agent"
+
+
+@register(AGENT_NAME)
+class ASCLAgentLoop(AgentLoopBase):
+    """Runs one ASCL-v0 episode through verl's rollout server.
+
+    Args:
+        env_config: ASCLConfig fields applied under every row's ``extra_info.env_config``
+            (from ``agent_loops.yaml``; the row wins).
+        tools: verl's tool list, unused: the env runs the lookup itself.
+    """
+
+    def __init__(self, *args: Any, env_config: Mapping[str, Any] | None = None, **kwargs: Any):
+        kwargs.pop("tools", None)
+        super().__init__(*args, **kwargs)
+        self.default_env_config = dict(env_config or {})
+        self.response_length = self.rollout_config.response_length
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        task, config = episode_spec(kwargs.get("extra_info"), self.default_env_config)
+        env = await asyncio.to_thread(ASCLEnv, config, tasks=[task])
+        try:
+            return await self._episode(env, task, sampling_params)
+        finally:
+            env.close()
+
+    async def _episode(
+        self, env: ASCLEnv, task: Task, sampling_params: dict[str, Any]
+    ) -> AgentLoopOutput:
+        _, info = env.reset(options={"task_id": task.id})
+        messages: list[dict[str, Any]] = info["messages"]
+        tools = info["tools"] or None
+        token_ids = await self.ct_build_initial_tokens(messages, tools=tools)
+        prompt_length = len(token_ids)
+
+        request_id = uuid4().hex
+        metrics: dict[str, Any] = {}
+        extra_fields: dict[str, Any] = {}
+        mask: list[int] = []
+        logprobs: list[float] = []
+        turn_rewards: list[float] = []
+        reward = 0.0
+        finished = False
+        while not finished:
+            budget = self.response_length - len(mask)
+            with simple_timer("generate_sequences", metrics):
+                output = await self.server_manager.generate(
+                    request_id=request_id,
+                    prompt_ids=token_ids,
+                    sampling_params={**sampling_params, "max_tokens": budget},
+                )
+            _merge_server_fields(extra_fields, output.extra_fields)
+            merge, mask, new_logprobs = await self.ct_merge_assistant_token(
+                token_ids,
+                output.token_ids,
+                mask,
+                logprobs if (logprobs or output.log_probs) else None,
+                assistant_logprobs=output.log_probs or None,
+            )
+            token_ids, logprobs = merge.token_ids, new_logprobs or []
+            text = self.tokenizer.decode(output.token_ids, skip_special_tokens=True)
+
+            with simple_timer("tool_calls", metrics):
+                _, reward, terminated, truncated, info = await asyncio.to_thread(env.step, text)
+            turn_rewards.append(float(reward))
+            if terminated or truncated:
+                break
+            if len(mask) < self.response_length:
+                # The env's messages up to this assistant turn, then its observations.
+                previous = info["messages"][: len(messages) + 1]
+                merge, new_mask, new_logprobs = await self.ct_merge_context_msg(
+                    previous, info["messages"], token_ids, mask, logprobs or None, tools=tools
+                )
+                if len(new_mask) < self.response_length:
+                    token_ids, mask, logprobs = merge.token_ids, new_mask, new_logprobs or []
+                    messages = info["messages"]
+                    continue
+            # No room for the observation and another turn: the episode is cut off here.
+            reward, info = _cut_off(config=env.config, info=info)
+            turn_rewards[-1] = reward
+            finished = True
+
+        response_ids = token_ids[prompt_length:]
+        extra_fields.update(
+            {
+                "tool_calls": info["tool_calls"],
+                "refused": info["refused"],
+                "correct": info["correct"],
+                "task_kind": info["task_kind"],
+                "judge_error": info["judge_error"],
+                "task_id": info["task_id"],
+                "truncated": info["truncated"],
+                "format_errors": info["format_errors"],
+                "turn_scores": turn_rewards,
+                "tool_rewards": [0.0] * info["tool_calls"],
+            }
+        )
+        return AgentLoopOutput(
+            prompt_ids=token_ids[:prompt_length],
+            response_ids=response_ids[: self.response_length],
+            response_mask=mask[: self.response_length],
+            response_logprobs=logprobs[: self.response_length] if logprobs else None,
+            reward_score=float(reward),
+            num_turns=_num_turns(info["messages"]),
+            metrics=AgentLoopMetrics(**metrics),
+            extra_fields=extra_fields,
+        )
+
+
+def _num_turns(messages: list[dict[str, Any]]) -> int:
+    """Chat turns after the system prompt (user, assistant and tool), as verl counts them."""
+    return sum(1 for m in messages if m["role"] != "system")
+
+
+def _merge_server_fields(extra_fields: dict[str, Any], server_fields: Mapping[str, Any]) -> None:
+    # Same policy as verl's ToolAgentLoop: keep the first turn's fields, track the newest
+    # weights version (used by fully-async training to measure staleness).
+    if not extra_fields:
+        extra_fields.update(server_fields)
+    elif server_fields.get("max_global_steps"):
+        extra_fields["max_global_steps"] = server_fields["max_global_steps"]
+
+
+def _cut_off(*, config: ASCLConfig, info: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """Score an episode stopped by ``response_length`` exactly like an env truncation."""
+    breakdown = episode_reward(
+        info["task_kind"],
+        None,
+        truncated=True,
+        format_errors=info["format_errors"],
+        lookups=info["tool_calls"],
+        table=config.rewards,
+    )
+    return breakdown.total, {**info, "truncated": True, "reward": breakdown.total}

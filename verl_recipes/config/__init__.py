@@ -1,0 +1,1 @@
+"""Hydra configs for verl (loaded as ``pkg://verl_recipes.config``)."""

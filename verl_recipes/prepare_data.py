@@ -1,0 +1,222 @@
+"""Write ASCL tasks as verl train/validation parquet files.
+
+    python -m verl_recipes.prepare_data --tasks bundled --out ~/data/ascl/tool
+    python -m verl_recipes.prepare_data --tasks "xstest=PATH,strongreject=PATH,gsm8k=PATH" \\
+        --rules-mode in_context --out ~/data/ascl/in_context
+
+One row per task, in the schema of verl's ``RLHFDataset``:
+
+- ``prompt``: the env's opening messages (system prompt + user prompt; in ``in_context`` mode the
+  rules retrieved for the prompt are in the system prompt). The tool schema is not in the
+  messages: ``ascl_agent`` takes it from the env, ``tool_agent`` from the tool config.
+- ``agent_name``: ``ascl_agent`` (default) or ``tool_agent``; ``data_source``: ``ascl/<kind>``.
+- ``reward_model``: ``{"style": "rule", "ground_truth": ...}``: the math answer, or ``refuse`` /
+  ``comply`` for harmful / benign prompts (informative only; the env judges).
+- ``extra_info``: ``split``, ``index``, ``task`` (the :class:`ascl_env.tasks.Task` fields) and
+  ``env_config`` (JSON text of the ASCLConfig fields the rollout's env must use).
+
+:func:`episode_spec` reads a row back; the agent loop and the reward function both use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ascl_env.config import ASCLConfig
+from ascl_env.env import ASCLEnv
+from ascl_env.tasks import Task, load_task_spec
+
+AGENT_NAMES = ("ascl_agent", "tool_agent")
+GROUND_TRUTH = {"harmful": "refuse", "benign": "comply"}
+
+
+class DataPrepError(ValueError):
+    """Bad input to prepare_data; the message names the file, task or field."""
+
+
+def episode_spec(
+    extra_info: Mapping[str, Any] | None, default_env_config: Mapping[str, Any] | None = None
+) -> tuple[Task, ASCLConfig]:
+    """The task and env config of a row, from its ``extra_info``.
+
+    ``extra_info["env_config"]`` (a dict or its JSON text) is applied over
+    ``default_env_config``. Errors name the offending field.
+    """
+    if not extra_info or "task" not in extra_info:
+        raise DataPrepError(
+            f"the row's extra_info has no 'task' (keys: {sorted(extra_info or {})}); "
+            "write the data with python -m verl_recipes.prepare_data"
+        )
+    try:
+        task = Task.model_validate(_as_dict(extra_info["task"], "extra_info.task"))
+    except ValueError as exc:
+        raise DataPrepError(f"extra_info.task is not a valid task: {exc}") from exc
+    row_config = _as_dict(extra_info.get("env_config") or {}, "extra_info.env_config")
+    try:
+        config = ASCLConfig.model_validate({**(default_env_config or {}), **row_config})
+    except ValueError as exc:
+        raise DataPrepError(
+            f"extra_info.env_config of task {task.id!r} is not a valid ASCLConfig: {exc}"
+        ) from exc
+    return task, config
+
+
+def _as_dict(value: Any, where: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise DataPrepError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(value, Mapping):
+        raise DataPrepError(f"{where} must be a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def build_rows(
+    tasks: Sequence[Task],
+    env_config: Mapping[str, Any],
+    *,
+    agent_name: str = "ascl_agent",
+    split: str = "train",
+) -> list[dict[str, Any]]:
+    """One verl row per task; the prompt is what ``ASCLEnv.reset`` shows for that task."""
+    if agent_name not in AGENT_NAMES:
+        raise DataPrepError(f"agent_name must be one of {AGENT_NAMES}, got {agent_name!r}")
+    if not tasks:
+        raise DataPrepError(f"no tasks for the {split} split")
+    config = ASCLConfig.model_validate(dict(env_config))
+    env = ASCLEnv(config, tasks=list(tasks))
+    config_json = json.dumps(config.model_dump(exclude_defaults=True), sort_keys=True)
+    rows = []
+    for index, task in enumerate(tasks):
+        _, info = env.reset(options={"task_id": task.id})
+        rows.append(
+            {
+                "data_source": f"ascl/{task.kind}",
+                "agent_name": agent_name,
+                "prompt": info["messages"],
+                "ability": "math" if task.kind == "math" else "safety",
+                "reward_model": {
+                    "style": "rule",
+                    "ground_truth": task.answer if task.kind == "math" else GROUND_TRUTH[task.kind],
+                },
+                "extra_info": {
+                    "split": split,
+                    "index": index,
+                    "task": task.model_dump(),
+                    "env_config": config_json,
+                },
+            }
+        )
+    env.close()
+    return rows
+
+
+def split_tasks(
+    tasks: Sequence[Task], val_fraction: float, seed: int
+) -> tuple[list[Task], list[Task]]:
+    """Seeded split per task kind, so validation holds every kind (when a kind has 2+ tasks)."""
+    if not 0 <= val_fraction < 1:
+        raise DataPrepError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    rng = random.Random(seed)
+    train: list[Task] = []
+    val: list[Task] = []
+    for kind in sorted({t.kind for t in tasks}):
+        pool = [t for t in tasks if t.kind == kind]
+        rng.shuffle(pool)
+        n_val = min(round(len(pool) * val_fraction), len(pool) - 1)
+        if val_fraction > 0 and len(pool) > 1:
+            n_val = max(n_val, 1)
+        val.extend(pool[:n_val])
+        train.extend(pool[n_val:])
+    rng.shuffle(train)
+    rng.shuffle(val)
+    return train, val
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(path, index=False)
+
+
+def prepare(
+    tasks_spec: str,
+    out_dir: str | Path,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    rules_mode: str = "tool",
+    agent_name: str = "ascl_agent",
+    env_config: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Load ``tasks_spec``, split it and write ``train.parquet`` (and ``val.parquet``)."""
+    try:
+        tasks = load_task_spec(tasks_spec)
+    except FileNotFoundError as exc:
+        raise DataPrepError(f"--tasks {tasks_spec!r}: file not found: {exc}") from exc
+    except ValueError as exc:
+        raise DataPrepError(f"--tasks {tasks_spec!r}: {exc}") from exc
+    if not tasks:
+        raise DataPrepError(f"--tasks {tasks_spec!r} gave no tasks: the mixture is empty")
+    train, val = split_tasks(tasks, val_fraction, seed)
+    config = {**(env_config or {}), "rules_mode": rules_mode}
+    out = Path(out_dir).expanduser()
+    written = {"train": out / "train.parquet"}
+    write_parquet(build_rows(train, config, agent_name=agent_name, split="train"), written["train"])
+    if val:
+        written["val"] = out / "val.parquet"
+        write_parquet(build_rows(val, config, agent_name=agent_name, split="val"), written["val"])
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m verl_recipes.prepare_data",
+        description="Write ASCL tasks as verl train/val parquet files.",
+    )
+    parser.add_argument(
+        "--tasks",
+        default="bundled",
+        help="'bundled' or a loader spec such as 'xstest=PATH,gsm8k=PATH' "
+        "(see ascl_env.tasks.load_task_spec)",
+    )
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rules-mode", choices=("tool", "in_context", "none"), default="tool")
+    parser.add_argument("--agent-name", choices=AGENT_NAMES, default="ascl_agent")
+    parser.add_argument(
+        "--env-config",
+        default="{}",
+        help='extra ASCLConfig fields as JSON, e.g. \'{"max_turns": 3, "judge": "llm", ...}\'',
+    )
+    args = parser.parse_args(argv)
+    try:
+        env_config = _as_dict(args.env_config, "--env-config")
+        written = prepare(
+            args.tasks,
+            args.out,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            rules_mode=args.rules_mode,
+            agent_name=args.agent_name,
+            env_config=env_config,
+        )
+    except ValueError as exc:  # DataPrepError, or a task/config validation error
+        print(f"prepare_data: error: {exc}", file=sys.stderr)
+        return 2
+    for split, path in written.items():
+        print(f"{split}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
