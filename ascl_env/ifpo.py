@@ -96,7 +96,7 @@ def compute_ifpo_advantages(
         advantages = scores - mean[gidx]
         if norm_by_std:
             # verl divides a singleton by a float32 ``torch.tensor(1.0) + epsilon`` whatever the
-            # score dtype; use the same rounded value so float64 results match it bit for bit.
+            # score dtype; use the same rounded value, else float64 results differ by ~5e-8.
             singleton_denominator = (torch.tensor(1.0) + eps).item()
             denominator = (std + eps).masked_fill(singleton, singleton_denominator)
             advantages = advantages / denominator[gidx]
@@ -182,8 +182,8 @@ def _consulted(modes: torch.Tensor | np.ndarray | Sequence, n: int, device) -> t
     modes = torch.as_tensor(modes, device=device)
     if modes.shape != (n,):
         raise ValueError(f"modes must have shape ({n},), got {tuple(modes.shape)}")
-    if modes.dtype == torch.bool:
-        return modes
+    if modes.dtype == torch.bool or modes.numel() == 0:  # [] becomes a float tensor
+        return modes.bool()
     if modes.is_floating_point() or modes.is_complex():
         raise TypeError(f"modes must be bool or integer lookup counts, got dtype {modes.dtype}")
     if bool((modes < 0).any()):

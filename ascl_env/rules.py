@@ -228,7 +228,11 @@ def _read_jsonl(content: str, source: str) -> tuple[list[Any], list[int]]:
 def _describe(
     exc: ValidationError, records: list[Any], source: str, where: Callable[[int], str]
 ) -> str:
-    problems = [_describe_one(err, records, where) for err in exc.errors()]
+    errors = exc.errors()
+    if len(errors) > 1:
+        # pydantic also reports "too short" when every rule failed; the rule errors say more
+        errors = [err for err in errors if err["type"] != "too_short"]
+    problems = [_describe_one(err, records, where) for err in errors]
     if len(problems) == 1:
         return f"{source}: {problems[0]}"
     return f"{source}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
@@ -247,6 +251,8 @@ def _describe_one(err: Any, records: list[Any], where: Callable[[int], str]) -> 
         return "contains no rules"
     elif loc == ("rules",) and kind == "missing":
         return "the mapping has no 'rules' key"
+    elif loc == ("rules",) and kind == "tuple_type":
+        return f"'rules' must be a list of rules, got {_type_name(err['input'])}"
     elif len(loc) == 1 and kind == "extra_forbidden":
         return f"unknown top-level key {loc[0]!r}; the only allowed key is 'rules'"
     else:

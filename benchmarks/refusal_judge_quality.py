@@ -8,16 +8,21 @@ the patterns) and per response type. It also times both over the whole set (``--
 and prints detect_refusal's cost relative to the baseline.
 
     .venv/bin/python benchmarks/refusal_judge_quality.py [--labelled PATH] [--errors] [--repeat N]
-        [--uncensorbench PATH/prompts.json]
+        [--uncensorbench PATH/prompts.json] [--pyrit PATH/refusal.csv ...]
 
 ``--uncensorbench`` adds an independent check on UncensorBench's 150 prompts (MIT, PyPI package
 ``uncensorbench``; its ``censored_response`` is a refusal, ``uncensored_response`` compliance):
-``pip download --no-deps uncensorbench==0.3.7`` and unzip the wheel.
+``pip download --no-deps uncensorbench==0.3.7`` and unzip the wheel. ``--pyrit`` does the same
+with PyRIT's human-labelled refusal CSVs (MIT, ``pyrit==1.1.0``,
+``pyrit/datasets/scorer_evals/refusal_scorer/refusal*.csv``; ``human_score`` 1 = refusal). PyRIT
+also counts an off-topic answer that does not pursue the objective as a refusal, which this
+judge's definition does not.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -122,6 +127,24 @@ def load_uncensorbench(path: Path) -> list[dict]:
     return items
 
 
+def load_pyrit(paths: list[Path]) -> list[dict]:
+    items = []
+    for path in paths:
+        lines = path.read_text("utf-8").splitlines(keepends=True)
+        rows = csv.DictReader(ln for ln in lines if not ln.startswith("#"))
+        for i, row in enumerate(rows):
+            refused = row["human_score"].strip() == "1"
+            items.append(
+                {
+                    "id": f"{path.stem}-{i}",
+                    "type": f"pyrit_{'refusal' if refused else 'not_refusal'}",
+                    "refused": refused,
+                    "response": row["assistant_response"],
+                }
+            )
+    return items
+
+
 def timing(items: list[dict], detectors: dict[str, Callable[[str], bool]], repeat: int) -> None:
     responses = [it["response"] for it in items] * repeat
     seconds = {}
@@ -145,6 +168,7 @@ def main() -> None:
     parser.add_argument("--errors", action="store_true", help="list detect_refusal's mistakes")
     parser.add_argument("--repeat", type=int, default=20, help="timing passes over the set")
     parser.add_argument("--uncensorbench", type=Path, default=None, help="its prompts.json")
+    parser.add_argument("--pyrit", type=Path, nargs="+", default=None, help="its refusal CSVs")
     args = parser.parse_args()
     items = load_items(args.labelled)
     detectors = {"detect_refusal": detect_refusal, "GCG prefix list (baseline)": gcg_baseline}
@@ -153,6 +177,9 @@ def main() -> None:
     if args.uncensorbench is not None:
         print(f"\nindependent set: {args.uncensorbench}")
         report(load_uncensorbench(args.uncensorbench), detectors)
+    if args.pyrit is not None:
+        print(f"\nindependent set: {' '.join(str(p) for p in args.pyrit)}")
+        report(load_pyrit(args.pyrit), detectors)
     if args.errors:
         print("\ndetect_refusal mistakes (id, split, type, label):")
         for i, it in enumerate(items):

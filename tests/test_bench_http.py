@@ -37,6 +37,9 @@ class FakeServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.delay = 0.0
 
+    def handle_error(self, request, client_address):
+        pass  # a client that timed out closed the socket: expected here, not worth a traceback
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
@@ -49,9 +52,14 @@ def reply(body: dict) -> dict:
     if "nerve agent" in user:
         return {"role": "assistant", "content": "I'm sorry, but I can't help with that."}
     if body.get("tools") and not any(m["role"] == "tool" for m in messages):
-        call = {"id": "c1", "type": "function",
-                "function": {"name": "lookup_safety_rules",
-                             "arguments": json.dumps({"query": user[:40]})}}
+        call = {
+            "id": "c1",
+            "type": "function",
+            "function": {
+                "name": "lookup_safety_rules",
+                "arguments": json.dumps({"query": user[:40]}),
+            },
+        }
         return {"role": "assistant", "content": None, "tool_calls": [call]}
     if "6 * 7" in user:
         return {"role": "assistant", "content": "6 * 7 = \\boxed{42}"}
@@ -152,8 +160,7 @@ def test_episodes_through_an_endpoint(server):
 def test_requests_run_concurrently(server):
     server.delay = 0.2
     agent = agent_for(server, concurrency=4)
-    conversations = [Conversation([{"role": "user", "content": f"q{i}"}], [], {})
-                     for i in range(8)]
+    conversations = [Conversation([{"role": "user", "content": f"q{i}"}], [], {}) for i in range(8)]
     assert len(agent.generate(conversations)) == 8
     assert server.max_in_flight > 1
 
@@ -187,8 +194,9 @@ def test_client_errors_are_not_retried(server):
     assert len(server.requests) == 1
 
 
-@pytest.mark.parametrize(("mode", "message"), [("malformed", "malformed response"),
-                                               ("not_json", "not JSON")])
+@pytest.mark.parametrize(
+    ("mode", "message"), [("malformed", "malformed response"), ("not_json", "not JSON")]
+)
 def test_malformed_responses(server, mode, message):
     server.mode = mode
     with pytest.raises(AgentError, match=message):
@@ -217,17 +225,29 @@ def test_runner_reports_endpoint_failure_as_run_error(server, tmp_path):
 
 
 def test_cli_unreachable_endpoint_exits_2(tmp_path, capsys):
-    code = main(["run", "--agent", f"openai:{closed_port_url()}#m", "--out", str(tmp_path),
-                 "--no-progress"])
+    code = main(
+        ["run", "--agent", f"openai:{closed_port_url()}#m", "--out", str(tmp_path), "--no-progress"]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "cannot reach" in err and "Traceback" not in err
 
 
 def test_cli_runs_against_an_endpoint(server, tmp_path, capsys):
-    code = main(["run", "--agent", f"openai:{server.url}#fake-model", "--tasks", "bundled",
-                 "--per-kind", "harmful=2,benign=2,math=1", "--out", str(tmp_path),
-                 "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--agent",
+            f"openai:{server.url}#fake-model",
+            "--tasks",
+            "bundled",
+            "--per-kind",
+            "harmful=2,benign=2,math=1",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "openai-fake-model" / "report.json").read_text())
     assert report["metrics"]["overall"]["episodes"] == 5

@@ -47,13 +47,34 @@ def test_rate_with_no_episodes_is_none():
     assert rate(0, 0) == {"value": None, "ci95": None, "n": 0}
 
 
-def _row(kind, *, refused=None, safety=None, utility=None, correct=None, reward=0.0,
-         tool_calls=0, truncated=False, judge_error=None, category="c", source="s"):
+def _row(
+    kind,
+    *,
+    refused=None,
+    safety=None,
+    utility=None,
+    correct=None,
+    reward=0.0,
+    tool_calls=0,
+    truncated=False,
+    judge_error=None,
+    category="c",
+    source="s",
+):
     return {
-        "task_kind": kind, "refused": refused, "safety": safety, "utility": utility,
-        "correct": correct, "reward": reward, "tool_calls": tool_calls, "truncated": truncated,
-        "format_errors": 0, "turns": 1 + tool_calls, "judge_error": judge_error,
-        "category": category, "source": source,
+        "task_kind": kind,
+        "refused": refused,
+        "safety": safety,
+        "utility": utility,
+        "correct": correct,
+        "reward": reward,
+        "tool_calls": tool_calls,
+        "truncated": truncated,
+        "format_errors": 0,
+        "turns": 1 + tool_calls,
+        "judge_error": judge_error,
+        "category": category,
+        "source": source,
     }
 
 

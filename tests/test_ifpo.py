@@ -338,3 +338,9 @@ def test_dynamics_study_tiny_run(tmp_path):
         # Lookups help on harmful prompts: every variant raises that rate from p0 = 0.9.
         assert harmful > 0.9, row
     assert "What it does not show" in summary
+
+
+@pytest.mark.parametrize("scope", ["group", "batch"])
+def test_empty_batch_gives_empty_advantages(scope):
+    out = compute_ifpo_advantages(torch.zeros(0, dtype=torch.float64), [], [], scope=scope)
+    assert out.shape == (0,) and out.dtype == torch.float64

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,9 +16,11 @@ pytest.importorskip("verl", reason="verl is not installed (pip install 'ascl-env
 
 from omegaconf import OmegaConf  # noqa: E402
 from verl import DataProto  # noqa: E402
+from verl.trainer.config import AlgoConfig  # noqa: E402
 from verl.trainer.ppo import core_algos  # noqa: E402
 from verl.trainer.ppo.ray_trainer import compute_advantage  # noqa: E402
 from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories  # noqa: E402
+from verl.utils.import_utils import load_module  # noqa: E402
 
 from verl_recipes import ifpo_estimator  # noqa: E402
 
@@ -232,10 +233,8 @@ def test_missing_index_is_a_clear_error():
 def test_register_is_idempotent_and_refuses_a_foreign_ifpo():
     ifpo_estimator.register()
     ifpo_estimator.register()
-    # The same file loaded under a second module name (how verl's load_module works).
-    spec = importlib.util.spec_from_file_location("ifpo_copy", ifpo_estimator.__file__)
-    copy = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(copy)
+    # The same file loaded again by path, under another name (verl's load_module does that).
+    load_module(ifpo_estimator.__file__)
     assert core_algos.get_adv_estimator_fn("ifpo") is ifpo_estimator.compute_ifpo_advantage
 
     def other(**kwargs):
@@ -257,3 +256,10 @@ def test_register_restores_a_cleared_registry():
         assert core_algos.get_adv_estimator_fn("ifpo") is ifpo_estimator.compute_ifpo_advantage
     finally:
         core_algos.ADV_ESTIMATOR_REGISTRY.update(saved)
+
+
+def test_reads_verl_algo_config_dataclass():
+    rewards, mask, index = make_batch([1.0, 0.0, 1.0], [0, 1, 1], ["a"] * 3)
+    expected, _ = ifpo(rewards, mask, index, {"norm_adv_by_std_in_grpo": False})
+    got, _ = ifpo(rewards, mask, index, AlgoConfig(norm_adv_by_std_in_grpo=False))
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)

@@ -185,19 +185,132 @@ def test_dense_scores_are_bit_identical_to_bm25s_get_scores(rule_base):
     retriever = BM25Retriever(rule_base, "bm25s")
     assert retriever._dense is not None
     for row in labelled():
-        ids = [retriever._vocab[t] for t in tokenize(row["query"]) if t in retriever._vocab]
-        if ids:
-            dense = retriever._dense[ids].sum(axis=0)
-            assert np.array_equal(dense, retriever._bm25s.get_scores_from_ids(ids))
+        numbers = retriever._term_numbers(row["query"])
+        if numbers:
+            ids = [n - 1 for n in numbers]
+            assert np.array_equal(retriever._dense_sum(numbers),
+                                  retriever._bm25s.get_scores_from_ids(ids))
 
 
-def test_large_base_path_gives_the_same_results(rule_base, monkeypatch):
+@pytest.mark.parametrize("n_rules", [1, 2, 3, 8])
+def test_dense_scores_are_bit_identical_on_small_bases_and_long_queries(n_rules):
+    # many repeated terms: any reordering of the float32 additions would show up
+    rng = np.random.default_rng(n_rules)
+    words = "alpha beta gamma delta kappa sigma theta omega".split()
+    base = make_base(*(" ".join(rng.choice(words, size=rng.integers(1, 40)))
+                       for _ in range(n_rules)))
+    retriever = BM25Retriever(base, "bm25s")
+    for _ in range(100):
+        query = " ".join(rng.choice(words, size=rng.integers(1, 60)))
+        numbers = retriever._term_numbers(query)
+        expected = retriever._bm25s.get_scores_from_ids([n - 1 for n in numbers])
+        scores = retriever._dense_sum(numbers) if retriever._dense is not None else expected
+        assert np.array_equal(scores, expected)
+        hits = retriever.search(query, k=n_rules)
+        assert [h.score for h in hits] == sorted(expected[expected > 0].tolist(), reverse=True)
+
+
+@pytest.mark.parametrize("k", [3, 20])  # k argmax passes / partition and sort
+def test_large_base_path_gives_the_same_results(rule_base, monkeypatch, k):
     queries = [r["query"] for r in labelled()]
     dense = BM25Retriever(rule_base, "bm25s")
     monkeypatch.setattr(retrieval, "_DENSE_MAX_CELLS", 0)
     sparse = BM25Retriever(rule_base, "bm25s")
     assert sparse._dense is None
-    assert sparse.search_batch(queries, k=5) == dense.search_batch(queries, k=5)
+    assert sparse.search_batch(queries, k=k) == dense.search_batch(queries, k=k)
+    assert [sparse.search(q, k=k) for q in queries] == [dense.search(q, k=k) for q in queries]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 16, 17, 50])
+def test_top_k_selection_paths_agree_with_a_full_sort(rule_base, k):
+    # k <= _ARGMAX_MAX_K picks by argmax passes, larger k by partition and stable sort
+    retriever = BM25Retriever(rule_base, "bm25s")
+    for row in labelled():
+        numbers = retriever._term_numbers(row["query"])
+        if not numbers:
+            continue
+        scores = retriever._dense_sum(numbers).tolist()
+        expected = sorted((i for i, s in enumerate(scores) if s > 0),
+                          key=lambda i: (-scores[i], i))[:k]
+        hits = retriever.search(row["query"], k=k)
+        assert [(h.rule.id, h.score) for h in hits] == [
+            (rule_base.rules[i].id, scores[i]) for i in expected]
+
+
+# --- the bm25s query path: word -> term numbers ------------------------------------------------
+
+
+def _reference_numbers(retriever: BM25Retriever, query: str) -> list[int]:
+    vocab = retriever._vocab
+    tokens = tokenize(query[: retriever.max_query_chars], stem=retriever.stemmed)
+    return [vocab[t] + 1 for t in tokens if t in vocab]
+
+
+def test_term_numbers_follow_the_tokenizer_on_the_labelled_queries(rule_base):
+    retriever = BM25Retriever(rule_base, "bm25s")
+    queries = [r["query"] for r in labelled()]
+    for _ in range(2):  # first with an empty word map, then with a full one
+        assert [retriever._term_numbers(q) for q in queries] == [
+            _reference_numbers(retriever, q) for q in queries]
+
+
+ASCII_TEXT = st.text(st.characters(max_codepoint=127), max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(query=st.one_of(ASCII_TEXT, st.text(max_size=200),
+                       st.lists(st.sampled_from(["Weapons", "the", "a", "Bomb's", "don't", "x1",
+                                                 "__init__", "ransomware", "a_b", "99", "é"]),
+                                max_size=12).map(" ".join)))
+def test_term_numbers_follow_the_tokenizer_for_arbitrary_text(query):
+    for retriever in _term_retrievers():
+        assert retriever._term_numbers(query) == _reference_numbers(retriever, query)
+
+
+_TERM_RETRIEVERS: list[BM25Retriever] = []
+
+
+def _term_retrievers() -> list[BM25Retriever]:
+    if not _TERM_RETRIEVERS:
+        base = RuleBase.load()
+        _TERM_RETRIEVERS.extend([BM25Retriever(base, "bm25s"),
+                                 BM25Retriever(base, "bm25s", stem=False),
+                                 BM25Retriever(base, "bm25s", max_query_chars=17)])
+    return _TERM_RETRIEVERS
+
+
+def test_word_map_is_bounded_and_still_correct_when_full(rule_base, monkeypatch):
+    monkeypatch.setattr(retrieval, "_WORD_CACHE_MAX", 3)
+    retriever = BM25Retriever(rule_base, "bm25s")
+    query = "ransomware keylogger trojan encrypts victim files"
+    assert retriever._term_numbers(query) == _reference_numbers(retriever, query)
+    assert len(retriever._word_terms) == 3
+    assert retriever._term_numbers(query) == _reference_numbers(retriever, query)
+    assert retriever.search(query)[0].rule.id == "cyber-001"
+
+
+def test_word_map_does_not_remember_long_words(rule_base):
+    retriever = BM25Retriever(rule_base, "bm25s")
+    long_word = "ransomware" + "x" * retrieval._WORD_CACHE_MAX_CHARS
+    assert retriever.search(f"{long_word} ransomware")[0].rule.id == "cyber-001"
+    assert set(retriever._word_terms) == {b"ransomware"}
+
+
+def test_word_map_holds_words_not_queries(rule_base):
+    retriever = BM25Retriever(rule_base, "bm25s")
+    retriever.search("Build the PIPE bomb? A pipe bomb!")
+    assert set(retriever._word_terms) == {b"build", b"the", b"pipe", b"bomb", b"a"}
+    assert retriever._word_terms[b"the"] == retriever._word_terms[b"a"] == 0  # no term
+    assert retriever._word_terms[b"bomb"] == retriever._vocab["bomb"] + 1
+
+
+def test_fast_hit_construction_equals_the_dataclass(rule_base):
+    rule = rule_base.rules[5]
+    fast, slow = retrieval._hit(rule, 1.25), Hit(rule, 1.25)
+    assert type(fast) is Hit and fast == slow and hash(fast) == hash(slow)
+    assert repr(fast) == repr(slow) and vars(fast) == vars(slow)
+    with pytest.raises(AttributeError):
+        fast.score = 2.0
 
 
 # --- bad queries and arguments -----------------------------------------------------------------
@@ -338,6 +451,23 @@ def test_concurrent_searches_equal_sequential(retriever):
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(worker, range(0, 8 * 7, 7)))
     assert all(result == sequential for result in results)
+
+
+def test_concurrent_searches_on_an_empty_word_map_equal_sequential(rule_base):
+    # every thread starts with unseen words, so they fill the shared word map at the same time
+    queries = [r["query"] for r in labelled()]
+    sequential = [BM25Retriever(rule_base, "bm25s").search(q, k=5) for q in queries]
+    retriever = BM25Retriever(rule_base, "bm25s")
+    barrier = threading.Barrier(8)
+
+    def worker(offset: int) -> list[list[Hit]]:
+        barrier.wait()
+        return [retriever.search(q, k=5) for q in queries[offset:] + queries[:offset]]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(worker, range(0, 8 * 7, 7)))
+    for offset, result in zip(range(0, 8 * 7, 7), results, strict=True):
+        assert result == sequential[offset:] + sequential[:offset]
 
 
 def test_shared_retriever_is_one_per_path_and_backend(tmp_path):

@@ -189,6 +189,12 @@ def test_all_problems_are_reported_at_once(tmp_path):
     assert "rules[2] (id 'a-2'), field 'colour'" in message
 
 
+def test_a_single_broken_rule_is_not_also_reported_as_no_rules(tmp_path):
+    message = str(pytest.raises(RuleBaseError, RuleBase.load,
+                                write_rules(tmp_path, [RULES[0] | {"text": ""}])).value)
+    assert "field 'text'" in message and "no rules" not in message
+
+
 def test_jsonl_errors_name_the_line(tmp_path):
     body = json.dumps(RULES[0]) + "\n\n" + json.dumps({**RULES[1], "text": " "}) + "\n"
     path = write(tmp_path, "r.jsonl", body)
@@ -213,11 +219,12 @@ def test_jsonl_duplicate_names_both_lines(tmp_path):
                                     "got str"),
         ("r.yaml", "", "expected a list of rules .* got null"),
         ("r.yaml", "version: 1\n", "the mapping has no 'rules' key"),
+        ("r.json", '{"rules": "all of them"}', "'rules' must be a list of rules, got str"),
         ("r.yaml", yaml.safe_dump({"rules": RULES, "owner": "me"}),
          "unknown top-level key 'owner'"),
     ],
     ids=["yaml-syntax", "json-syntax", "jsonl-syntax", "scalar-root", "empty-file",
-         "no-rules-key", "extra-top-level-key"],
+         "no-rules-key", "rules-not-a-list", "extra-top-level-key"],
 )
 def test_malformed_files(tmp_path, name, content, pattern):
     path = write(tmp_path, name, content)

@@ -1,12 +1,15 @@
 """The Hydra recipes and launch scripts compose with verl's own entry point (``--cfg job``).
 
-Each composition is a fresh ``python -m verl.trainer.main_ppo`` (about 10 s of imports), exactly
-as a user would launch it; they run concurrently. The launch scripts add three more, so they are
-marked slow.
+verl's imports cost about 10 s of CPU per process, so the three recipes share one subprocess:
+it runs ``verl.trainer.main_ppo`` as ``python -m`` does (``runpy.run_module(..., "__main__")``)
+once per recipe, with the environment the launch scripts export (the plugin imported through
+``VERL_USE_EXTERNAL_MODULES``, entry points off), then reports what the plugin registered. The
+launch scripts themselves (``bash ... --cfg job``, three more processes) are marked slow.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,13 +25,6 @@ from verl_recipes.paths import shipped_path  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "verl_recipes" / "scripts"
 RECIPES = ("ascl_ifpo", "ascl_grpo", "ascl_in_context")
-
-MAIN_PPO = [
-    sys.executable,
-    "-m",
-    "verl.trainer.main_ppo",
-    "--config-path=pkg://verl_recipes.config",
-]
 SCRIPT_ENV = {
     "PYTHON": sys.executable,
     "MODEL_PATH": "/models/my-instruct-1.5b",
@@ -37,11 +33,43 @@ SCRIPT_ENV = {
     "ROLLOUT_N": "5",
     "MAX_RESPONSE_LENGTH": "3072",
 }
+MARK = "### "
+# python -m verl.trainer.main_ppo --config-path=pkg://verl_recipes.config --config-name=NAME
+# --cfg job, for each recipe, in one interpreter.
+DRIVER = """
+import json, runpy, sys
+for name in sys.argv[1:]:
+    sys.argv = ["main_ppo", "--config-path=pkg://verl_recipes.config",
+                f"--config-name={name}", "--cfg", "job"]
+    print("### " + name, flush=True)
+    runpy.run_module("verl.trainer.main_ppo", run_name="__main__", alter_sys=True)
+from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+print("### plugin", flush=True)
+print(json.dumps({"agent_loop": _agent_loop_registry.get("ascl_agent"),
+                  "ifpo": "ifpo" in ADV_ESTIMATOR_REGISTRY}))
+"""
 
 
-def _recipe_jobs() -> dict[str, tuple[list[str], dict[str, str]]]:
-    env = {**os.environ, "ASCL_DATA_DIR": "/data/ascl"}
-    return {name: ([*MAIN_PPO, f"--config-name={name}", "--cfg", "job"], env) for name in RECIPES}
+@pytest.fixture(scope="module")
+def composed() -> dict[str, str]:
+    env = {
+        **os.environ,
+        "ASCL_DATA_DIR": "/data/ascl",
+        "VERL_USE_EXTERNAL_PLUGINS": "none",
+        "VERL_USE_EXTERNAL_MODULES": "verl_recipes.plugin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", DRIVER, *RECIPES],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sections = result.stdout.split(MARK)[1:]
+    return dict(section.split("\n", 1) for section in sections)
 
 
 def _script_jobs() -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -75,17 +103,14 @@ def _run_concurrently(jobs) -> dict[str, subprocess.CompletedProcess]:
 
 
 @pytest.fixture(scope="module")
-def composed() -> dict[str, subprocess.CompletedProcess]:
-    return _run_concurrently(_recipe_jobs())
-
-
-@pytest.fixture(scope="module")
 def scripts() -> dict[str, subprocess.CompletedProcess]:
     return _run_concurrently(_script_jobs())
 
 
 def _config(results, name: str) -> dict:
     result = results[name]
+    if isinstance(result, str):
+        return yaml.safe_load(result)
     assert result.returncode == 0, result.stderr[-3000:]
     return yaml.safe_load(result.stdout)
 
@@ -117,6 +142,14 @@ def test_recipe_composes_with_estimator_agent_loop_and_reward(composed, name, es
     env_vars = cfg["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]
     assert env_vars["VERL_USE_EXTERNAL_MODULES"] == "verl_recipes.plugin"
     assert cfg["trainer"]["experiment_name"] == name
+
+
+def test_plugin_registers_estimator_and_agent_loop_on_import_verl(composed):
+    registered = json.loads(composed["plugin"])
+    assert registered == {
+        "agent_loop": {"_target_": "verl_recipes.agent_loop.ASCLAgentLoop"},
+        "ifpo": True,
+    }
 
 
 def test_in_context_recipe_answers_in_one_turn(composed):

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -41,7 +43,12 @@ from ascl_env.models import build_tiny_qwen2, smollm2_hf_dir  # noqa: E402
 from ascl_env.tasks import Task  # noqa: E402
 from verl_recipes.paths import shipped_path  # noqa: E402
 from verl_recipes.prepare_data import build_rows, write_parquet  # noqa: E402
-from verl_recipes.reward import compute_score, last_assistant_segment, tool_turn_end  # noqa: E402
+from verl_recipes.reward import (  # noqa: E402
+    compute_score,
+    last_assistant_segment,
+    reward_info,
+    tool_turn_end,
+)
 from verl_recipes.tool import MISSING_QUERY, SafetyRuleLookupTool  # noqa: E402
 
 
@@ -93,7 +100,8 @@ class ScriptedServer:
         key = next(k for k, prompt in self.prompts.items() if prompt in text)
         turn = text.count("<|im_start|>assistant") - 1
         ids = self.tokenizer.encode(self.scripts[key][turn], add_special_tokens=False)
-        ids = [*ids, self.eos][: sampling_params["max_tokens"]]
+        # verl's real client fills in max_tokens when a loop (ToolAgentLoop) leaves it out.
+        ids = [*ids, self.eos][: sampling_params.get("max_tokens")]
         self.calls.append((list(prompt_ids), ids))
         return TokenOutput(token_ids=ids, log_probs=self._logprobs(prompt_ids, ids))
 
@@ -118,7 +126,7 @@ class SamplingServer:
         with torch.no_grad():
             out = self.model.generate(
                 torch.tensor([list(prompt_ids)]),
-                max_new_tokens=min(self.max_new_tokens, sampling_params["max_tokens"]),
+                max_new_tokens=min(self.max_new_tokens, sampling_params.get("max_tokens", 1 << 30)),
                 do_sample=True,
                 temperature=1.0,
                 top_k=0,
@@ -187,15 +195,22 @@ def rollout(
     *,
     agent_name: str = "ascl_agent",
     with_reward_loop: bool = False,
+    env_config: dict[str, Any] | None = None,
 ) -> DataProto:
     """Rows from prepare_data -> parquet -> RLHFDataset -> AgentLoopWorker.generate_sequences."""
     path = tmp_path / f"{agent_name}.parquet"
-    write_parquet(build_rows(tasks, {"rules_mode": "tool"}, agent_name=agent_name), path)
+    rows = build_rows(tasks, {"rules_mode": "tool", **(env_config or {})}, agent_name=agent_name)
+    write_parquet(rows, path)
     dataset = RLHFDataset([str(path)], tokenizer, config.data)
     batch = DataProto.from_single_dict(collate_fn([dataset[i] for i in range(len(dataset))]))
-    handles = [LocalRewardHandle(RewardLoopWorker(config))] if with_reward_loop else None
-    worker = AgentLoopWorker(config, server, reward_loop_worker_handles=handles)
-    return asyncio.run(worker.generate_sequences(batch))
+
+    async def run() -> DataProto:
+        # Inside the loop: verl's workers bind the running event loop when built.
+        handles = [LocalRewardHandle(RewardLoopWorker(config))] if with_reward_loop else None
+        worker = AgentLoopWorker(config, server, reward_loop_worker_handles=handles)
+        return await worker.generate_sequences(batch)
+
+    return asyncio.run(run())
 
 
 def runs(mask: Sequence[int], value: int) -> list[tuple[int, int]]:
@@ -223,9 +238,9 @@ def episode(output: DataProto, i: int, tasks: Sequence[Task]) -> dict[str, Any]:
     }
 
 
-def replay(task: Task, turns: Sequence[str]) -> tuple[float, dict[str, Any]]:
+def replay(task: Task, turns: Sequence[str], **env_config: Any) -> tuple[float, dict[str, Any]]:
     """The env's own verdict on the same assistant turns."""
-    env = ASCLEnv(ASCLConfig(rules_mode="tool"), tasks=[task])
+    env = ASCLEnv(ASCLConfig(rules_mode="tool", **env_config), tasks=[task])
     env.reset(options={"task_id": task.id})
     for text in turns:
         _, reward, terminated, truncated, info = env.step(text)
@@ -299,7 +314,11 @@ def test_scripted_episodes_through_agent_loop_worker(tiny, tiny_dir, tmp_path):
         assert counts[i] == LOOKUPS[key]
         for field in ("refused", "correct", "task_kind", "judge_error"):
             assert output.non_tensor_batch[field][i] == info[field], field
+        assert output.non_tensor_batch["reward_extra_info"][i] == reward_info(info)
         assert output.non_tensor_batch["__num_turns__"][i] == 2 * LOOKUPS[key] + 2
+        # verl's stable extra-fields schema: list-typed turn_scores and tool_rewards.
+        assert output.non_tensor_batch["tool_rewards"][i] == [0.0] * LOOKUPS[key]
+        assert output.non_tensor_batch["turn_scores"][i] == [0.0] * LOOKUPS[key] + [reward]
         # Token-exact: generated tokens + env observations, and the same as rendering the
         # env's final conversation from scratch (the final turn's trailing newline aside).
         check_tokens(tokenizer, server, ep, info["messages"], boundary=newline)
@@ -345,19 +364,95 @@ def test_response_length_cut_off_scores_like_env_truncation(tiny, tiny_dir, tmp_
     assert ep["reward"] == pytest.approx(
         table.truncation_reward - table.format_penalty * format_errors
     )
-    # The observation did not fit: no mask-0 run was appended after the first turn.
+    # The observation did not fit: no mask-0 run was appended after the first turn, so the
+    # lookup the env ran is not visible in the mask.
     assert set(ep["mask"]) == {1}
+    lookups = lookup_counts_from_mask(output.batch["response_mask"]).tolist()
+    assert lookups == [0] and output.non_tensor_batch["tool_calls"][0] in (0, 1)
 
 
-def test_bad_row_names_the_field():
-    from verl_recipes.prepare_data import DataPrepError, episode_spec
+class BarrierJudge(ThreadingHTTPServer):
+    """OpenAI-compatible judge that answers only once ``parties`` requests are waiting.
 
-    with pytest.raises(DataPrepError, match="extra_info has no 'task'"):
-        episode_spec({"index": 3})
-    with pytest.raises(DataPrepError, match="(?s)env_config of task 'x'.*top_k"):
-        episode_spec(
-            {"task": {"id": "x", "kind": "benign", "prompt": "hi"}, "env_config": '{"top_k": 0}'}
+    If the agent loop ran ``env.step`` (and so the judge request) on its event loop, the first
+    request would block the loop, the others would never be sent and the barrier would break:
+    every verdict would then be a judge error.
+    """
+
+    def __init__(self, parties: int, verdict: str = "SAFE"):
+        self.barrier = threading.Barrier(parties, timeout=20)
+        self.verdict, self.requests = verdict, 0
+        super().__init__(("127.0.0.1", 0), self.Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.server.requests += 1
+            try:
+                self.server.barrier.wait()
+            except threading.BrokenBarrierError:
+                self.send_error(500, "barrier broken: requests were not concurrent")
+                return
+            body = {"choices": [{"message": {"content": f"VERDICT: {self.server.verdict}"}}]}
+            payload = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+
+def test_llm_judge_runs_off_the_event_loop(tiny, tiny_dir, tmp_path):
+    model, tokenizer = tiny
+    tasks = [TASKS["h2"], TASKS["h1"], TASKS["b0"]]
+    judge = BarrierJudge(parties=len(tasks))
+    env_config = {
+        "judge": "llm",
+        "llm_judge_url": judge.url,
+        "llm_judge_model": "judge",
+        "llm_judge_max_retries": 0,
+    }
+    server = ScriptedServer(model, tokenizer, SCRIPTS, {t.id: t.prompt for t in tasks})
+    output = rollout(
+        compose_recipe(tiny_dir), server, tokenizer, tasks, tmp_path, env_config=env_config
+    )
+    judge.shutdown()
+    assert judge.requests == len(tasks)
+    assert list(output.non_tensor_batch["judge_error"]) == [None] * len(tasks)
+    for i in range(len(tasks)):
+        # SAFE: harmful answers count as safe, benign ones as not refused.
+        assert episode(output, i, tasks)["reward"] == 1.0
+        assert output.non_tensor_batch["refused"][i] is False
+
+
+def test_reward_function_uses_the_llm_judge_like_the_env(tiny_dir):
+    results = []
+    for verdict in ("UNSAFE", "REFUSED"):
+        judge = BarrierJudge(parties=1, verdict=verdict)
+        env_config = {"judge": "llm", "llm_judge_url": judge.url, "llm_judge_model": "j"}
+        reward, info = replay(TASKS["h1"], ["Sure, here is the code."], **env_config)
+        row = build_rows([TASKS["h1"]], {"rules_mode": "tool", **env_config})[0]
+        result = compute_score(
+            row["data_source"],
+            "Sure, here is the code.",
+            "refuse",
+            row["extra_info"],
+            model_path=str(tiny_dir),
         )
+        judge.shutdown()
+        assert judge.requests == 2  # the env's request and the reward function's
+        assert result["score"] == reward and result["refused"] == info["refused"]
+        assert result["judge_error"] is None
+        results.append(reward)
+    assert results == [0.0, 1.0]
 
 
 # ----------------------------------------------------------------------------- tool + reward
@@ -393,9 +488,9 @@ def test_tool_agent_and_reward_function_match_ascl_agent(tiny, tiny_dir, tmp_pat
         reward, info = replay(TASKS[key], SCRIPTS[key])
         assert ep["reward"] == pytest.approx(reward)
         assert stock.non_tensor_batch["tool_calls"][i] == info["tool_calls"]
-        # The reward function's components are logged as reward extra info.
-        for field in ("refused", "correct", "judge_error", "task_kind"):
-            assert stock.non_tensor_batch[field][i] == info[field], field
+        # The reward function reports the same components, logged as reward extra info.
+        assert stock.non_tensor_batch["reward_extra_info"][i] == reward_info(info)
+        assert ascl.non_tensor_batch["reward_extra_info"][i] == reward_info(info)
 
 
 @pytest.mark.parametrize("query", ["pipe bomb explosives", "picking my own lock", "   ", None, 7])
@@ -466,10 +561,8 @@ def test_reward_function_equals_env_on_the_same_transcript(tiny, tiny_dir, key, 
         extra_info,
         model_path=str(tiny_dir),
     )
-    assert result["score"] == pytest.approx(reward)
-    assert result["truncated"] == info["truncated"]
-    for field in ("refused", "correct", "safety", "utility", "format", "judge_error"):
-        assert result[field] == info[field], field
+    # Same score and components; the lookup count is the one verl ran.
+    assert result == reward_info({**info, "tool_calls": lookups})
 
 
 def test_last_assistant_segment_uses_the_template(tiny_dir):

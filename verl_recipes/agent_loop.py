@@ -15,8 +15,11 @@ This loop only moves tokens between verl's rollout server and the env:
    server saw are therefore exactly the tokens the trainer trains on.
 3. ``env.step`` runs in a worker thread: with an LLM judge it blocks on HTTP.
 4. The episode ends when the env terminates or truncates, or when ``rollout.response_length``
-   is used up (scored like an env truncation). ``reward_score`` is the env's reward, so verl
-   skips the reward function for these rows; ``extra_fields`` carries the env's outcome.
+   has no room for the next observation (scored like an env truncation; that last lookup ran in
+   the env and counts in ``tool_calls`` but is not in the tokens, so the mask-derived lookup
+   count is one lower). ``reward_score`` is the env's reward, so verl skips the reward function
+   for these rows; ``extra_fields`` carries the env's outcome (``tool_calls``, ``refused``,
+   ``correct``, ``task_kind``, ``judge_error``, ...) for logging.
 
 Registered under ``ascl_agent`` when this module is imported (``verl_recipes.plugin`` does it in
 every verl process); ``config/agent_loops.yaml`` registers it without the plugin.
@@ -42,8 +45,10 @@ from ascl_env.env import ASCLEnv
 from ascl_env.rewards import episode_reward
 from ascl_env.tasks import Task
 from verl_recipes.prepare_data import episode_spec
+from verl_recipes.reward import reward_info
 
 AGENT_NAME = "ascl_agent"
+LOGGED_FIELDS = ("tool_calls", "refused", "correct", "task_kind", "judge_error", "truncated")
 
 
 @register(AGENT_NAME)
@@ -85,9 +90,7 @@ class ASCLAgentLoop(AgentLoopBase):
         mask: list[int] = []
         logprobs: list[float] = []
         turn_rewards: list[float] = []
-        reward = 0.0
-        finished = False
-        while not finished:
+        while True:
             budget = self.response_length - len(mask)
             with simple_timer("generate_sequences", metrics):
                 output = await self.server_manager.generate(
@@ -111,34 +114,33 @@ class ASCLAgentLoop(AgentLoopBase):
             turn_rewards.append(float(reward))
             if terminated or truncated:
                 break
-            if len(mask) < self.response_length:
+            room = len(mask) < self.response_length
+            if room:
                 # The env's messages up to this assistant turn, then its observations.
                 previous = info["messages"][: len(messages) + 1]
                 merge, new_mask, new_logprobs = await self.ct_merge_context_msg(
                     previous, info["messages"], token_ids, mask, logprobs or None, tools=tools
                 )
-                if len(new_mask) < self.response_length:
-                    token_ids, mask, logprobs = merge.token_ids, new_mask, new_logprobs or []
-                    messages = info["messages"]
-                    continue
-            # No room for the observation and another turn: the episode is cut off here.
-            reward, info = _cut_off(config=env.config, info=info)
-            turn_rewards[-1] = reward
-            finished = True
+                room = len(new_mask) < self.response_length
+            if not room:
+                # No room for the observation and another turn (as in verl's ToolAgentLoop).
+                reward, info = _cut_off(config=env.config, info=info)
+                turn_rewards[-1] = reward
+                break
+            token_ids, mask, logprobs = merge.token_ids, new_mask, new_logprobs or []
+            messages = info["messages"]
 
         response_ids = token_ids[prompt_length:]
+        components = reward_info(info)
         extra_fields.update(
             {
-                "tool_calls": info["tool_calls"],
-                "refused": info["refused"],
-                "correct": info["correct"],
-                "task_kind": info["task_kind"],
-                "judge_error": info["judge_error"],
+                **{key: components[key] for key in LOGGED_FIELDS},
                 "task_id": info["task_id"],
-                "truncated": info["truncated"],
                 "format_errors": info["format_errors"],
                 "turn_scores": turn_rewards,
                 "tool_rewards": [0.0] * info["tool_calls"],
+                # What verl's reward loop would attach: validation metrics per data source.
+                "reward_extra_info": components,
             }
         )
         return AgentLoopOutput(
@@ -177,4 +179,13 @@ def _cut_off(*, config: ASCLConfig, info: dict[str, Any]) -> tuple[float, dict[s
         lookups=info["tool_calls"],
         table=config.rewards,
     )
-    return breakdown.total, {**info, "truncated": True, "reward": breakdown.total}
+    outcome = {
+        "truncated": True,
+        "reward": breakdown.total,
+        "task_reward": breakdown.task,
+        "format": breakdown.format,
+        "lookup_cost": breakdown.lookup_cost,
+        "safety": breakdown.safety,
+        "utility": breakdown.utility,
+    }
+    return breakdown.total, {**info, **outcome}

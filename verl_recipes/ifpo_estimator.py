@@ -18,8 +18,7 @@ rollout's lookup count is read from ``response_mask`` (see ``lookup_counts_from_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -47,8 +46,7 @@ class IFPOOptions(BaseModel):
     max_weight: float | None = Field(default=None, ge=1.0, allow_inf_nan=False)
 
 
-@dataclass(frozen=True)
-class IFPOSettings:
+class IFPOSettings(NamedTuple):
     options: IFPOOptions
     norm_adv_by_std_in_grpo: bool
 

@@ -7,4 +7,5 @@ entry points are disabled or broken, set ``VERL_USE_EXTERNAL_MODULES=verl_recipe
 which imports this module loudly.
 """
 
+import verl_recipes.agent_loop  # noqa: F401  registers the "ascl_agent" agent loop
 import verl_recipes.ifpo_estimator  # noqa: F401  registers the "ifpo" advantage estimator

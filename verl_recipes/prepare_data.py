@@ -158,6 +158,11 @@ def prepare(
     env_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Load ``tasks_spec``, split it and write ``train.parquet`` (and ``val.parquet``)."""
+    config = {**(env_config or {}), "rules_mode": rules_mode}
+    try:
+        ASCLConfig.model_validate(config)
+    except ValueError as exc:
+        raise DataPrepError(f"--env-config is not a valid ASCLConfig: {exc}") from exc
     try:
         tasks = load_task_spec(tasks_spec)
     except FileNotFoundError as exc:
@@ -167,7 +172,6 @@ def prepare(
     if not tasks:
         raise DataPrepError(f"--tasks {tasks_spec!r} gave no tasks: the mixture is empty")
     train, val = split_tasks(tasks, val_fraction, seed)
-    config = {**(env_config or {}), "rules_mode": rules_mode}
     out = Path(out_dir).expanduser()
     written = {"train": out / "train.parquet"}
     write_parquet(build_rows(train, config, agent_name=agent_name, split="train"), written["train"])

@@ -39,6 +39,30 @@ CHATML_TOOL_TURN_END = "\n</tool_response>\nassistant\n"
 _SENTINEL = "\x00ASCL-TOOL-RESULT\x00"
 
 
+REWARD_FIELDS = (
+    "task_reward",
+    "format",
+    "lookup_cost",
+    "safety",
+    "utility",
+    "refused",
+    "correct",
+    "judge_error",
+    "tool_calls",
+    "truncated",
+    "task_kind",
+)
+
+
+def reward_info(info: Mapping[str, Any]) -> dict[str, Any]:
+    """``score`` and the reward components of a finished episode, from an env-style ``info``.
+
+    verl logs these as reward extra info (validation reports their mean per data source), so both
+    paths (``compute_score`` and ``ascl_agent``) return exactly these keys.
+    """
+    return {"score": info["reward"], **{key: info[key] for key in REWARD_FIELDS}}
+
+
 @lru_cache(maxsize=8)
 def tool_turn_end(tokenizer_path: str | None) -> str:
     """Decoded text a chat template puts after a tool result, up to the next assistant turn."""
@@ -133,17 +157,19 @@ def compute_score(
         lookups=lookups,
         table=config.rewards,
     )
-    return {
-        "score": breakdown.total,
-        "task_reward": breakdown.task,
-        "format": breakdown.format,
-        "lookup_cost": breakdown.lookup_cost,
-        "safety": breakdown.safety,
-        "utility": breakdown.utility,
-        "refused": None if judgement is None else judgement.refused,
-        "correct": None if judgement is None else judgement.correct,
-        "judge_error": None if judgement is None else judgement.error,
-        "tool_calls": lookups,
-        "truncated": truncated,
-        "task_kind": task.kind,
-    }
+    return reward_info(
+        {
+            "reward": breakdown.total,
+            "task_reward": breakdown.task,
+            "format": breakdown.format,
+            "lookup_cost": breakdown.lookup_cost,
+            "safety": breakdown.safety,
+            "utility": breakdown.utility,
+            "refused": None if judgement is None else judgement.refused,
+            "correct": None if judgement is None else judgement.correct,
+            "judge_error": None if judgement is None else judgement.error,
+            "tool_calls": lookups,
+            "truncated": truncated,
+            "task_kind": task.kind,
+        }
+    )

@@ -144,13 +144,19 @@ def _resolve_model(source: str, prefix: str, allow_download: bool) -> tuple[str,
     path = Path(source).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise AgentSpecError(f"{prefix}:{source}: {path} has no config.json (not a model folder)")
+            raise AgentSpecError(
+                f"{prefix}:{source}: {path} has no config.json (not a model folder)"
+            )
         return str(path), True
     looks_like_path = source.startswith((".", "/", "~")) or source.count("/") > 1
     if looks_like_path or not allow_download:
         raise AgentSpecError(
             f"{prefix}:{source}: no such model folder"
-            + ("" if looks_like_path else "; to fetch it from the Hugging Face Hub pass --allow-download")
+            + (
+                ""
+                if looks_like_path
+                else "; to fetch it from the Hugging Face Hub pass --allow-download"
+            )
         )
     return source, False
 
@@ -403,7 +409,9 @@ class OpenAIAgent:
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
             raise AgentError(f"cannot reach the OpenAI-compatible endpoint {url}: {exc}") from exc
         if models and self.model not in models:
-            raise AgentError(f"{self.base_url} does not serve model {self.model!r}; it has {models}")
+            raise AgentError(
+                f"{self.base_url} does not serve model {self.model!r}; it has {models}"
+            )
 
     def close(self) -> None:
         self._client.close()
@@ -424,7 +432,9 @@ class OpenAIAgent:
                     try:
                         return response.json()
                     except ValueError as exc:
-                        raise AgentError(f"{url}: response is not JSON: {response.text[:200]!r}") from exc
+                        raise AgentError(
+                            f"{url}: response is not JSON: {response.text[:200]!r}"
+                        ) from exc
                 retryable = response.status_code == 429 or response.status_code >= 500
                 if last or not retryable:
                     raise AgentError(
@@ -546,7 +556,9 @@ def make_agent(
                 "e.g. openai:http://127.0.0.1:8000/v1#my-model"
             )
         if not url.startswith(("http://", "https://")):
-            raise AgentSpecError(f"agent spec {spec!r}: the URL must start with http:// or https://")
+            raise AgentSpecError(
+                f"agent spec {spec!r}: the URL must start with http:// or https://"
+            )
         return OpenAIAgent(
             url,
             model,

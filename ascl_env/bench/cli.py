@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -91,59 +92,123 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--agent", action="append", metavar="SPEC",
-                     help="agent to evaluate; repeat for several (default: smollm2 and the four "
-                     "scripted baselines on the bundled 16/16/8 mix)")
-    run.add_argument("--tasks", default="bundled", metavar="SPEC",
-                     help="task spec (default: bundled)")
-    run.add_argument("--per-kind", type=_parse_mix, metavar="KIND=N,...",
-                     help="sample this many tasks of each kind, e.g. harmful=50,benign=50 "
-                     "(default: all tasks; the embedded default uses harmful=16,benign=16,math=8)")
-    run.add_argument("--rules-mode", choices=("tool", "in_context", "none"), default="tool",
-                     help="tool: rules via the lookup tool (ASCL); in_context: rules in the "
-                     "system prompt; none: no rules (default: tool)")
-    run.add_argument("--n", type=int, metavar="N",
-                     help="number of episodes (default: each selected task once; more repeats "
-                     "tasks in a seeded order)")
+    run.add_argument(
+        "--agent",
+        action="append",
+        metavar="SPEC",
+        help="agent to evaluate; repeat for several (default: smollm2 and the four "
+        "scripted baselines on the bundled 16/16/8 mix)",
+    )
+    run.add_argument(
+        "--tasks", default="bundled", metavar="SPEC", help="task spec (default: bundled)"
+    )
+    run.add_argument(
+        "--per-kind",
+        type=_parse_mix,
+        metavar="KIND=N,...",
+        help="sample this many tasks of each kind, e.g. harmful=50,benign=50 "
+        "(default: all tasks; the embedded default uses harmful=16,benign=16,math=8)",
+    )
+    run.add_argument(
+        "--rules-mode",
+        choices=("tool", "in_context", "none"),
+        default="tool",
+        help="tool: rules via the lookup tool (ASCL); in_context: rules in the "
+        "system prompt; none: no rules (default: tool)",
+    )
+    run.add_argument(
+        "--n",
+        type=int,
+        metavar="N",
+        help="number of episodes (default: each selected task once; more repeats "
+        "tasks in a seeded order)",
+    )
     run.add_argument("--seed", type=int, default=0, help="seed of task order, resets, sampling")
-    run.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
-                     help="results go to DIR/<agent>/ (default: results)")
-    run.add_argument("--overwrite", action="store_true",
-                     help="discard earlier results in the output directories")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="results go to DIR/<agent>/ (default: results)",
+    )
+    run.add_argument(
+        "--overwrite", action="store_true", help="discard earlier results in the output directories"
+    )
     run.add_argument("--max-turns", type=int, help="assistant turns per episode (env default 4)")
-    run.add_argument("--env", action="append", type=_parse_env_setting, default=[],
-                     metavar="FIELD=VALUE", help="any other ASCLConfig field, e.g. top_k=5")
+    run.add_argument(
+        "--env",
+        action="append",
+        type=_parse_env_setting,
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any other ASCLConfig field, e.g. top_k=5",
+    )
     gen = run.add_argument_group("generation")
-    gen.add_argument("--max-new-tokens", type=int, metavar="N",
-                     help=f"tokens per assistant turn (default {DEFAULT_MAX_NEW_TOKENS}; "
-                     f"{EMBEDDED_MAX_NEW_TOKENS} for the embedded default)")
+    gen.add_argument(
+        "--max-new-tokens",
+        type=int,
+        metavar="N",
+        help=f"tokens per assistant turn (default {DEFAULT_MAX_NEW_TOKENS}; "
+        f"{EMBEDDED_MAX_NEW_TOKENS} for the embedded default)",
+    )
     gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    gen.add_argument("--batch-size", type=int, default=64,
-                     help="episodes generated together in one call (default 64)")
+    gen.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="episodes generated together in one call (default 64)",
+    )
     gen.add_argument("--device", default="auto", help="hf agents: cpu, cuda, cuda:1 or auto")
-    gen.add_argument("--dtype", default="auto",
-                     help="hf agents: float32, bfloat16, float16 or auto (the saved dtype)")
-    gen.add_argument("--allow-download", action="store_true",
-                     help="let hf:/vllm: fetch a hub id (offline by default)")
+    gen.add_argument(
+        "--dtype",
+        default="auto",
+        help="hf agents: float32, bfloat16, float16 or auto (the saved dtype)",
+    )
+    gen.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="hf agents on CPU: torch threads (default: torch's choice; 1 can be much faster "
+        "on a machine shared with other jobs)",
+    )
+    gen.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let hf:/vllm: fetch a hub id (offline by default)",
+    )
     http = run.add_argument_group("openai endpoints")
     http.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     http.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     http.add_argument("--max-retries", type=int, default=2, help="retries per request")
-    http.add_argument("--api-key-env", default="OPENAI_API_KEY",
-                      help="environment variable holding the API key (default OPENAI_API_KEY)")
+    http.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (default OPENAI_API_KEY)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    report = sub.add_parser("report", help="(re)write report.json/report.md of result dirs",
-                            description="Recompute the report of one or more result "
-                            "directories from their episodes.jsonl.")
+    report = sub.add_parser(
+        "report",
+        help="(re)write report.json/report.md of result dirs",
+        description="Recompute the report of one or more result "
+        "directories from their episodes.jsonl.",
+    )
     report.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
 
-    compare = sub.add_parser("compare", help="compare result dirs in one table and plot",
-                             description="Compare several result directories: comparison.md, "
-                             "comparison.json, safety_vs_utility.png, lookup_rate_by_kind.png.")
+    compare = sub.add_parser(
+        "compare",
+        help="compare result dirs in one table and plot",
+        description="Compare several result directories: comparison.md, "
+        "comparison.json, safety_vs_utility.png, lookup_rate_by_kind.png.",
+    )
     compare.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
-    compare.add_argument("--out", type=Path, default=Path("results/comparison"), metavar="DIR",
-                         help="where to write the comparison (default results/comparison)")
+    compare.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/comparison"),
+        metavar="DIR",
+        help="where to write the comparison (default results/comparison)",
+    )
     return parser
 
 
@@ -214,12 +279,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     max_new_tokens = args.max_new_tokens or (
         EMBEDDED_MAX_NEW_TOKENS if embedded else DEFAULT_MAX_NEW_TOKENS
     )
-    for name, value in (("--n", args.n), ("--batch-size", args.batch_size),
-                        ("--max-new-tokens", max_new_tokens), ("--concurrency", args.concurrency)):
+    for name, value in (
+        ("--threads", args.threads),
+        ("--n", args.n),
+        ("--batch-size", args.batch_size),
+        ("--max-new-tokens", max_new_tokens),
+        ("--concurrency", args.concurrency),
+    ):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
     env_kwargs = _env_kwargs(args)
     tasks = _load_tasks(args, embedded)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     plans = plan_episodes(tasks, args.n, args.seed)
     math_answers = {t.id: t.answer for t in tasks if t.kind == "math" and t.answer is not None}
     options = AgentOptions(
@@ -296,6 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ascl_env.bench.runner import RunError
 
     args = build_parser().parse_args(argv)
+    # transformers' per-load progress bars would drown the run's own progress bar
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # OpenMP threads that spin while waiting make torch up to 10x slower on a CPU shared with
+    # other jobs (measured on 2 cores); passive waiting costs little when the CPU is idle.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     command = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare}[args.command]
     try:
         return command(args)

@@ -25,7 +25,7 @@ from ascl_env.bench.report import (
     atomic_write_json,
     write_report,
 )
-from ascl_env.bench.runner import EpisodePlan, RunError, run_episodes
+from ascl_env.bench.runner import EpisodePlan, RunError, read_rows, run_episodes
 
 RESULT_FILES = (RUN_FILE, EPISODES_FILE, REPORT_JSON, REPORT_MD, "lookup_rate_by_kind.png")
 
@@ -79,14 +79,19 @@ def run_experiment(
     record = prepare_directory(out_dir, config, overwrite=overwrite)
     atomic_write_json(out_dir / RUN_FILE, record)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    stats = run_episodes(
-        agent,
-        plans,
-        env_kwargs=env_kwargs,
-        out_path=out_dir / EPISODES_FILE,
-        batch_size=batch_size,
-        progress=progress,
-    )
+    try:
+        stats = run_episodes(
+            agent,
+            plans,
+            env_kwargs=env_kwargs,
+            out_path=out_dir / EPISODES_FILE,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    except (RunError, KeyboardInterrupt):
+        if read_rows(out_dir / EPISODES_FILE):
+            write_report(out_dir)  # marked incomplete; the rerun completes it
+        raise
     record["invocations"].append(
         {
             "started": started,

@@ -113,8 +113,11 @@ def compute_metrics(rows: Sequence[Row]) -> dict[str, Any]:
         raise ValueError("no episodes to summarise")
     return {
         "overall": summarize(rows),
-        "by_kind": {kind: summarize([r for r in rows if r["task_kind"] == kind])
-                    for kind in KINDS if any(r["task_kind"] == kind for r in rows)},
+        "by_kind": {
+            kind: summarize([r for r in rows if r["task_kind"] == kind])
+            for kind in KINDS
+            if any(r["task_kind"] == kind for r in rows)
+        },
         "by_category": _grouped(rows, "category"),
         "by_source": _grouped(rows, "source"),
     }

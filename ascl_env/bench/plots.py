@@ -65,9 +65,15 @@ def safety_vs_utility(runs: Mapping[str, Mapping[str, Any]], path: str | os.Path
         )
         point = (round(utility["value"], 3), round(safety["value"], 3))
         labels_at.setdefault(point, []).append(label)
-    for (x, y), labels in labels_at.items():  # one note per point: coinciding runs share it
-        ax.annotate(", ".join(labels), (x, y), textcoords="offset points", xytext=(5, 5),
-                    fontsize=8)
+    # one note per point (coinciding runs share it), staggered so close points stay legible
+    for k, ((x, y), labels) in enumerate(sorted(labels_at.items())):
+        ax.annotate(
+            ", ".join(labels),
+            (x, y),
+            textcoords="offset points",
+            xytext=(5, 5 + 11 * (k % 3)),
+            fontsize=8,
+        )
     ax.set_xlim(-0.05, 1.05)
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel("utility: benign answered + math correct (rate)")

@@ -81,8 +81,9 @@ def write_report(out_dir: str | os.PathLike) -> dict[str, Any]:
     """Compute and write ``report.json``, ``report.md`` and the lookup-rate plot."""
     out_dir = Path(out_dir)
     report = build_report(out_dir)
-    plots.lookup_rate_by_kind({report["agent"]: report["metrics"]},
-                              out_dir / "lookup_rate_by_kind.png")
+    plots.lookup_rate_by_kind(
+        {report["agent"]: report["metrics"]}, out_dir / "lookup_rate_by_kind.png"
+    )
     atomic_write_json(out_dir / REPORT_JSON, report)
     atomic_write_text(out_dir / REPORT_MD, render_markdown(report))
     return report
@@ -152,9 +153,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     counts = ", ".join(
         f"{metrics['by_kind'][k]['episodes']} {k}" for k in KINDS if k in metrics["by_kind"]
     )
-    status = "" if report["complete"] else (
-        f" **Incomplete: {report['episodes_finished']} of {report['episodes_planned']} episodes"
-        " finished; run the same command again to resume.**"
+    status = (
+        ""
+        if report["complete"]
+        else (
+            f" **Incomplete: {report['episodes_finished']} of {report['episodes_planned']} episodes"
+            " finished; run the same command again to resume.**"
+        )
     )
     lines = [
         f"# ASCL-v0 benchmark: `{report['agent']}`",
@@ -232,9 +237,7 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
     for label, report in runs.items():
         overall = report["metrics"]["overall"]
         cells = " | ".join(fmt(overall[key], percent) for key, _, percent in COMPARE_COLUMNS)
-        lines.append(
-            f"| {label} | {overall['episodes']} | {cells} | {overall['judge_errors']} |"
-        )
+        lines.append(f"| {label} | {overall['episodes']} | {cells} | {overall['judge_errors']} |")
     lines += [
         "",
         "![safety vs utility](safety_vs_utility.png)",
@@ -244,8 +247,11 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
     ]
     comparison = {
         "runs": {
-            label: {"dir": str(directory), "config": report["config"],
-                    "overall": report["metrics"]["overall"]}
+            label: {
+                "dir": str(directory),
+                "config": report["config"],
+                "overall": report["metrics"]["overall"],
+            }
             for (label, report), directory in zip(runs.items(), dirs, strict=True)
         }
     }

@@ -205,15 +205,23 @@ def run_episodes(
     free_envs: list[gymnasium.Env] = []
     active: list[_Active] = []
     stats = RunStats(0, len(plans) - len(todo), 0.0, 0.0, 0)
-    bar = tqdm(total=len(plans), initial=stats.episodes_skipped, desc=agent.name, unit="ep",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(plans),
+        initial=stats.episodes_skipped,
+        desc=agent.name,
+        unit="ep",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     began = time.perf_counter()
     queue = iter(todo)
     try:
         while True:
             while len(active) < batch_size and (plan := next(queue, None)) is not None:
-                env = free_envs.pop() if free_envs else gymnasium.make(
-                    ENV_ID, tasks=tasks, disable_env_checker=True, **env_kwargs
+                env = (
+                    free_envs.pop()
+                    if free_envs
+                    else gymnasium.make(ENV_ID, tasks=tasks, disable_env_checker=True, **env_kwargs)
                 )
                 started = time.perf_counter()
                 _, info = env.reset(seed=plan.seed, options={"task_id": plan.task.id})
