@@ -226,3 +226,12 @@ def test_smollm2_agent_answers_and_stops():
     assert "paris" in texts[0].lower()
     assert agent.generated_tokens < 2 * 48, "no row stopped at <|im_end|>"
     assert not any("<|im_end|>" in t for t in texts)
+
+
+def test_hf_agent_bad_folder_and_dtype(tmp_path):
+    pytest.importorskip("transformers")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(AgentSpecError, match="cannot load the model"):
+        HFAgent(tmp_path, device="cpu")
+    with pytest.raises(AgentSpecError, match="dtype 'float8'"):
+        HFAgent(tmp_path, device="cpu", dtype="float8")

@@ -270,9 +270,7 @@ def test_resume_after_a_killed_process(tmp_path):
     proc.wait()
     done = {r["episode"] for r in read_rows(out)}
     assert 3 <= len(done) < 40, "the run was not interrupted mid-way"
-    tasks = [
-        Task(id=f"t{i}", kind="harmful", prompt=f"Hurt person {i}.") for i in range(40)
-    ]
+    tasks = [Task(id=f"t{i}", kind="harmful", prompt=f"Hurt person {i}.") for i in range(40)]
     agent = Recorder(AlwaysRefuse())
     stats = run_episodes(agent, plan_episodes(tasks), out_path=out, batch_size=64, progress=False)
     assert stats.episodes_run == 40 - len(done) == sum(agent.calls)

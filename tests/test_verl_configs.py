@@ -52,7 +52,8 @@ print(json.dumps({"agent_loop": _agent_loop_registry.get("ascl_agent"),
 
 
 @pytest.fixture(scope="module")
-def composed() -> dict[str, str]:
+def composed() -> dict[str, dict]:
+    """Each recipe's composed config, and what the plugin registered (key "plugin")."""
     env = {
         **os.environ,
         "ASCL_DATA_DIR": "/data/ascl",
@@ -68,8 +69,11 @@ def composed() -> dict[str, str]:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    sections = result.stdout.split(MARK)[1:]
-    return dict(section.split("\n", 1) for section in sections)
+    sections = dict(part.split("\n", 1) for part in result.stdout.split(MARK)[1:])
+    return {
+        name: json.loads(text) if name == "plugin" else yaml.safe_load(text)
+        for name, text in sections.items()
+    }
 
 
 def _script_jobs() -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -107,10 +111,8 @@ def scripts() -> dict[str, subprocess.CompletedProcess]:
     return _run_concurrently(_script_jobs())
 
 
-def _config(results, name: str) -> dict:
+def _script_config(results, name: str) -> dict:
     result = results[name]
-    if isinstance(result, str):
-        return yaml.safe_load(result)
     assert result.returncode == 0, result.stderr[-3000:]
     return yaml.safe_load(result.stdout)
 
@@ -124,7 +126,7 @@ def _config(results, name: str) -> dict:
     ],
 )
 def test_recipe_composes_with_estimator_agent_loop_and_reward(composed, name, estimator, data_dir):
-    cfg = _config(composed, name)
+    cfg = composed[name]
     assert cfg["algorithm"]["adv_estimator"] == estimator
     assert cfg["algorithm"]["ifpo"] == {"scope": "group", "apply_to": "all", "max_weight": None}
     rollout = cfg["actor_rollout_ref"]["rollout"]
@@ -145,25 +147,21 @@ def test_recipe_composes_with_estimator_agent_loop_and_reward(composed, name, es
 
 
 def test_plugin_registers_estimator_and_agent_loop_on_import_verl(composed):
-    registered = json.loads(composed["plugin"])
-    assert registered == {
+    assert composed["plugin"] == {
         "agent_loop": {"_target_": "verl_recipes.agent_loop.ASCLAgentLoop"},
         "ifpo": True,
     }
 
 
 def test_in_context_recipe_answers_in_one_turn(composed):
-    cfg = _config(composed, "ascl_in_context")
+    cfg = composed["ascl_in_context"]
     assert cfg["actor_rollout_ref"]["rollout"]["multi_turn"]["max_assistant_turns"] == 1
-    assert (
-        cfg["data"]["max_prompt_length"]
-        > _config(composed, "ascl_ifpo")["data"]["max_prompt_length"]
-    )
+    assert cfg["data"]["max_prompt_length"] > composed["ascl_ifpo"]["data"]["max_prompt_length"]
 
 
 @pytest.mark.slow
 def test_single_node_script_applies_its_variables(scripts):
-    cfg = _config(scripts, "single_node")
+    cfg = _script_config(scripts, "single_node")
     rollout = cfg["actor_rollout_ref"]["rollout"]
     assert cfg["actor_rollout_ref"]["model"]["path"] == SCRIPT_ENV["MODEL_PATH"]
     assert cfg["trainer"]["n_gpus_per_node"] == 4 and cfg["trainer"]["nnodes"] == 1
@@ -177,7 +175,7 @@ def test_single_node_script_applies_its_variables(scripts):
 
 @pytest.mark.slow
 def test_single_node_script_in_context_recipe(scripts):
-    cfg = _config(scripts, "single_node_in_context")
+    cfg = _script_config(scripts, "single_node_in_context")
     assert cfg["algorithm"]["adv_estimator"] == "grpo"
     assert cfg["data"]["train_files"] == "/data/ascl/in_context/train.parquet"
     assert cfg["actor_rollout_ref"]["rollout"]["multi_turn"]["tool_config_path"] is None
@@ -185,7 +183,7 @@ def test_single_node_script_in_context_recipe(scripts):
 
 @pytest.mark.slow
 def test_multi_node_script_defaults_and_overrides(scripts):
-    cfg = _config(scripts, "multi_node")
+    cfg = _script_config(scripts, "multi_node")
     assert cfg["trainer"]["nnodes"] == 3 and cfg["trainer"]["n_gpus_per_node"] == 4
     assert cfg["trainer"]["total_training_steps"] == 7
     assert cfg["actor_rollout_ref"]["rollout"]["tensor_model_parallel_size"] == 2

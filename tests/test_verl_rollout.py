@@ -27,10 +27,16 @@ import pytest
 pytest.importorskip("verl")
 pytest.importorskip("transformers")
 
+import hydra  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_module  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
-from verl.experimental.agent_loop.agent_loop import AgentLoopWorker  # noqa: E402
+from verl.experimental.agent_loop.agent_loop import (  # noqa: E402
+    AgentLoopWorker,
+    DictConfigWrap,
+    ToolListWrap,
+)
 from verl.experimental.reward_loop.reward_loop import RewardLoopWorker  # noqa: E402
 from verl.protocol import DataProto  # noqa: E402
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn  # noqa: E402
@@ -42,7 +48,7 @@ from ascl_env.ifpo import lookup_counts_from_mask  # noqa: E402
 from ascl_env.models import build_tiny_qwen2, smollm2_hf_dir  # noqa: E402
 from ascl_env.tasks import Task  # noqa: E402
 from verl_recipes.paths import shipped_path  # noqa: E402
-from verl_recipes.prepare_data import build_rows, write_parquet  # noqa: E402
+from verl_recipes.prepare_data import build_rows, episode_spec, write_parquet  # noqa: E402
 from verl_recipes.reward import (  # noqa: E402
     compute_score,
     last_assistant_segment,
@@ -369,6 +375,32 @@ def test_response_length_cut_off_scores_like_env_truncation(tiny, tiny_dir, tmp_
     assert set(ep["mask"]) == {1}
     lookups = lookup_counts_from_mask(output.batch["response_mask"]).tolist()
     assert lookups == [0] and output.non_tensor_batch["tool_calls"][0] in (0, 1)
+
+
+def test_agent_loop_yaml_env_config_is_applied_under_the_row(tiny, tiny_dir):
+    _, tokenizer = tiny
+    config = compose_recipe(tiny_dir)
+    loop_config = OmegaConf.create(
+        {
+            "_target_": "verl_recipes.agent_loop.ASCLAgentLoop",
+            "env_config": {"top_k": 2, "max_turns": 3, "rewards": {"lookup_cost": 0.1}},
+        }
+    )
+    loop = hydra.utils.instantiate(  # as AgentLoopWorker builds every loop
+        loop_config,
+        trainer_config=DictConfigWrap(config),
+        server_manager=None,
+        tokenizer=tokenizer,
+        processor=None,
+        hf_model_type="qwen2",
+        dataset_cls=RLHFDataset,
+        data_config=DictConfigWrap(config.data),
+        tools=ToolListWrap([]),
+    )
+    row = build_rows([TASKS["b0"]], {"rules_mode": "tool", "max_turns": 2})[0]
+    _, env_config = episode_spec(row["extra_info"], loop.default_env_config)
+    assert (env_config.top_k, env_config.max_turns) == (2, 2)  # the row wins
+    assert env_config.rewards.lookup_cost == 0.1
 
 
 class BarrierJudge(ThreadingHTTPServer):

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import uuid4
 
+from omegaconf import DictConfig, OmegaConf
 from verl.experimental.agent_loop.agent_loop import (
     AgentLoopBase,
     AgentLoopMetrics,
@@ -64,6 +65,8 @@ class ASCLAgentLoop(AgentLoopBase):
     def __init__(self, *args: Any, env_config: Mapping[str, Any] | None = None, **kwargs: Any):
         kwargs.pop("tools", None)
         super().__init__(*args, **kwargs)
+        if isinstance(env_config, DictConfig):  # from agent_loops.yaml via hydra.instantiate
+            env_config = OmegaConf.to_container(env_config, resolve=True)
         self.default_env_config = dict(env_config or {})
         self.response_length = self.rollout_config.response_length
 

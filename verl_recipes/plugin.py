@@ -7,5 +7,12 @@ entry points are disabled or broken, set ``VERL_USE_EXTERNAL_MODULES=verl_recipe
 which imports this module loudly.
 """
 
-import verl_recipes.agent_loop  # noqa: F401  registers the "ascl_agent" agent loop
-import verl_recipes.ifpo_estimator  # noqa: F401  registers the "ifpo" advantage estimator
+from importlib import import_module
+
+# The estimator comes first: it is cheap, and verl swallows plugin errors, so a failure in the
+# heavier agent-loop import (verl.experimental, ~2 s) must not leave "ifpo" unregistered.
+for _module in (
+    "verl_recipes.ifpo_estimator",  # registers the "ifpo" advantage estimator
+    "verl_recipes.agent_loop",  # registers the "ascl_agent" agent loop
+):
+    import_module(_module)

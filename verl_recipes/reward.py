@@ -36,7 +36,7 @@ from verl_recipes.prepare_data import episode_spec
 # What ChatML/Hermes templates (Qwen2.5, ascl_env.models) put between a tool result and the next
 # assistant turn once special tokens are removed; used when no tokenizer is given.
 CHATML_TOOL_TURN_END = "\n</tool_response>\nassistant\n"
-_SENTINEL = "\x00ASCL-TOOL-RESULT\x00"
+_SENTINEL = "ASCL-TOOL-RESULT-SENTINEL"
 
 
 REWARD_FIELDS = (

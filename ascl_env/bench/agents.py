@@ -194,20 +194,27 @@ class HFAgent:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
-        self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        if dtype == "auto":
+            # bf16 weights run far slower than fp32 on CPUs without native bf16 matmul
+            torch_dtype = torch.float32 if device == "cpu" else "auto"
+        elif dtype in ("float32", "bfloat16", "float16"):
+            torch_dtype = getattr(torch, dtype)
+        else:
+            raise AgentSpecError(
+                f"hf:{model}: dtype {dtype!r} is not auto, float32, bfloat16 or float16"
+            )
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=torch_dtype, local_files_only=local_only
+            ).to(device)
+        except (OSError, ValueError) as exc:
+            raise AgentSpecError(f"hf:{model}: cannot load the model: {exc}") from exc
         self.tokenizer.padding_side = "left"
         if self.tokenizer.chat_template is None:
             raise AgentSpecError(f"hf:{model}: the tokenizer has no chat template")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        if dtype == "auto":
-            # bf16 weights run far slower than fp32 on CPUs without native bf16 matmul
-            torch_dtype = torch.float32 if device == "cpu" else "auto"
-        else:
-            torch_dtype = getattr(torch, dtype)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch_dtype, local_files_only=local_only
-        ).to(device)
         self.model.eval()
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])

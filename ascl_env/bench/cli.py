@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--dtype",
         default="auto",
-        help="hf agents: float32, bfloat16, float16 or auto (the saved dtype)",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="hf agents: weight dtype (auto: float32 on CPU, the saved dtype on GPUs)",
     )
     gen.add_argument(
         "--threads",
