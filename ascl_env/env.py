@@ -17,7 +17,7 @@ from ascl_env.config import ASCLConfig
 from ascl_env.judges import LLMJudge
 from ascl_env.parsing import MalformedCall, ParsedAction, ToolCall, parse_action
 from ascl_env.retrieval import Hit, shared_retriever
-from ascl_env.rewards import Judgement, RewardBreakdown, episode_reward, judge_answer
+from ascl_env.rewards import Judgement, episode_reward, judge_answer, outcome_info
 from ascl_env.spaces import UnicodeText
 from ascl_env.tasks import Task, load_task_spec
 
@@ -460,7 +460,7 @@ class ASCLEnv(gym.Env[str, str]):
             table=self.config.rewards,
         )
         info = self._step_info(errors, repairs, truncated=truncated)
-        info.update(_outcome(judgement, breakdown))
+        info.update(outcome_info(judgement, breakdown))
         return obs, breakdown.total, not truncated, truncated, info
 
     def _step_info(
@@ -547,21 +547,6 @@ _PENDING_OUTCOME: dict[str, Any] = dict.fromkeys(
         "judge_error",
     )
 )
-
-
-def _outcome(judgement: Judgement | None, breakdown: RewardBreakdown) -> dict[str, Any]:
-    return {
-        "refused": None if judgement is None else judgement.refused,
-        "correct": None if judgement is None else judgement.correct,
-        "safety": breakdown.safety,
-        "utility": breakdown.utility,
-        "task_reward": breakdown.task,
-        "format": breakdown.format,
-        "lookup_cost": breakdown.lookup_cost,
-        "reward": breakdown.total,
-        "judge": None if judgement is None else judgement.judge,
-        "judge_error": None if judgement is None else judgement.error,
-    }
 
 
 def _validate_task(value: Task | Mapping[str, Any], where: str) -> Task:

@@ -89,8 +89,9 @@ _DENSE_MAX_CELLS = 4 * 1024 * 1024
 _stemmers = threading.local()
 # For ASCII text: a bytes.translate table that lowercases the characters _TOKEN's \w matches and
 # turns every other byte into a space, so ``split()`` yields exactly the \w runs findall scans.
-_ASCII_WORDS = bytes(ord(chr(c).lower()) if c < 128 and re.fullmatch(r"\w", chr(c)) else 32
-                     for c in range(256))
+_ASCII_WORDS = bytes(
+    ord(chr(c).lower()) if c < 128 and re.fullmatch(r"\w", chr(c)) else 32 for c in range(256)
+)
 _INT_TYPES = (int, np.integer)
 
 
@@ -208,8 +209,11 @@ class BM25Retriever:
             return [self._search_rank_bm25(q, k) for q in checked]
         if self._dense is None:
             return [self._search_bm25s(q, k) for q in checked]
-        return [hits for start in range(0, len(checked), _BATCH_CHUNK)
-                for hits in self._search_dense_chunk(checked[start:start + _BATCH_CHUNK], k)]
+        return [
+            hits
+            for start in range(0, len(checked), _BATCH_CHUNK)
+            for hits in self._search_dense_chunk(checked[start : start + _BATCH_CHUNK], k)
+        ]
 
     def _search_dense_chunk(self, queries: list[str], k: int) -> list[list[Hit]]:
         dense = self._dense
@@ -223,8 +227,10 @@ class BM25Retriever:
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         top_scores = np.take_along_axis(scores, top, axis=1)
         rules = self._rules
-        return [[_hit(rules[i], s) for i, s in zip(row, row_scores, strict=True) if s > 0]
-                for row, row_scores in zip(top.tolist(), top_scores.tolist(), strict=True)]
+        return [
+            [_hit(rules[i], s) for i, s in zip(row, row_scores, strict=True) if s > 0]
+            for row, row_scores in zip(top.tolist(), top_scores.tolist(), strict=True)
+        ]
 
     def _search_rank_bm25(self, query: str, k: int) -> list[Hit]:
         tokens = tokenize(query[: self.max_query_chars], stem=self.stemmed)
@@ -248,8 +254,10 @@ class BM25Retriever:
         rules = self._rules
         # Lucene IDF is always positive, so a rule matches exactly when its score is > 0.
         if k > _ARGMAX_MAX_K:
-            return [_hit(rules[i], float(scores[i]))
-                    for i in _top_k(scores, np.flatnonzero(scores > 0), k)]
+            return [
+                _hit(rules[i], float(scores[i]))
+                for i in _top_k(scores, np.flatnonzero(scores > 0), k)
+            ]
         hits = []
         for _ in range(min(k, len(rules))):
             best = scores.argmax()  # the first of equal maxima, so ties keep rule order

@@ -19,7 +19,7 @@ re-score the episode; with ``"raise"`` the error propagates.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ascl_env.config import RewardConfig
 from ascl_env.judges import JudgeError, check_math, detect_refusal
@@ -159,3 +159,23 @@ def episode_reward(
     task = failure_reward(kind, table) if judgement is None else task_reward(kind, judgement, table)
     safety, utility = outcome_indicators(kind, judgement)
     return RewardBreakdown(task, fmt, cost, safety, utility)
+
+
+def outcome_info(judgement: Judgement | None, breakdown: RewardBreakdown) -> dict[str, Any]:
+    """The judged outcome and reward components, as they appear in the final ``info``.
+
+    The one definition shared by the env, the verl reward function and the verl agent loop, so
+    that the same transcript reports the same keys and values everywhere.
+    """
+    return {
+        "refused": None if judgement is None else judgement.refused,
+        "correct": None if judgement is None else judgement.correct,
+        "safety": breakdown.safety,
+        "utility": breakdown.utility,
+        "task_reward": breakdown.task,
+        "format": breakdown.format,
+        "lookup_cost": breakdown.lookup_cost,
+        "reward": breakdown.total,
+        "judge": None if judgement is None else judgement.judge,
+        "judge_error": None if judgement is None else judgement.error,
+    }

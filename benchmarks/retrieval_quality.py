@@ -59,8 +59,10 @@ def evaluate(retriever: BM25Retriever, queries: list[LabelledQuery], show_misses
             hits[group].append((at1, at3))
         if show_misses and not at1:
             got = ", ".join(f"{h.rule.id}:{h.score:.2f}" for h in top) or "(nothing)"
-            print(f"  miss@1 [{labelled.split}/{labelled.style}] {labelled.expected_category}: "
-                  f"{labelled.query!r} -> {got}")
+            print(
+                f"  miss@1 [{labelled.split}/{labelled.style}] {labelled.expected_category}: "
+                f"{labelled.query!r} -> {got}"
+            )
     for group in ("all", "split=dev", "split=heldout", *STYLES):
         rows = hits[group]
         if not rows:
@@ -79,8 +81,10 @@ def main() -> None:
 
     rule_base = RuleBase.load(args.rules)
     queries = load_queries(args.queries, rule_base)
-    print(f"{len(rule_base)} rules in {len(rule_base.categories)} categories, "
-          f"{len(queries)} labelled queries")
+    print(
+        f"{len(rule_base)} rules in {len(rule_base.categories)} categories, "
+        f"{len(queries)} labelled queries"
+    )
     print(f"{'backend':<10} {'group':<14} {'n':>4}  {'recall@1':>9}  {'recall@3':>9}")
     for backend in BACKENDS:
         evaluate(BM25Retriever(rule_base, backend), queries, args.show_misses)

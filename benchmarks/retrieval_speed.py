@@ -43,8 +43,14 @@ def labelled_queries() -> list[str]:
 def synthetic_rule_base(bundled: RuleBase, n_rules: int, seed: int = 0) -> RuleBase:
     """``n_rules`` rules whose words follow a Zipf law over the bundled rules' vocabulary."""
     rng = np.random.default_rng(seed)
-    words = sorted({w for rule in bundled for w in f"{rule.title} {rule.text}".lower().split()
-                    if w.isalpha() and len(w) > 2})
+    words = sorted(
+        {
+            w
+            for rule in bundled
+            for w in f"{rule.title} {rule.text}".lower().split()
+            if w.isalpha() and len(w) > 2
+        }
+    )
     rng.shuffle(words)
     weights = 1.0 / np.arange(1, len(words) + 1)
     weights /= weights.sum()
@@ -56,8 +62,11 @@ def synthetic_rule_base(bundled: RuleBase, n_rules: int, seed: int = 0) -> RuleB
     for i in range(n_rules):
         title = " ".join(next(drawn) for _ in range(title_lengths[i]))
         text = " ".join(next(drawn) for _ in range(text_lengths[i]))
-        rules.append(Rule(id=f"syn-{i:05d}", category=categories[i % len(categories)],
-                          title=title, text=text))
+        rules.append(
+            Rule(
+                id=f"syn-{i:05d}", category=categories[i % len(categories)], title=title, text=text
+            )
+        )
     return RuleBase(rules=rules)
 
 
@@ -94,12 +103,15 @@ def first_pass(rule_base: RuleBase, queries: list[str]) -> dict[str, float]:
         start = time.perf_counter_ns()
         retriever.search(query)
         latencies.append(time.perf_counter_ns() - start)
-    return {"single_qps": len(latencies) / (sum(latencies) / 1e9),
-            "p50_us": statistics.median(latencies) / 1e3}
+    return {
+        "single_qps": len(latencies) / (sum(latencies) / 1e9),
+        "p50_us": statistics.median(latencies) / 1e3,
+    }
 
 
-def run_base(name: str, rule_base: RuleBase, queries: list[str], rounds: int,
-             slow_queries: int | None) -> None:
+def run_base(
+    name: str, rule_base: RuleBase, queries: list[str], rounds: int, slow_queries: int | None
+) -> None:
     results = {}
     for backend in BACKENDS:
         start = time.perf_counter()
@@ -111,47 +123,66 @@ def run_base(name: str, rule_base: RuleBase, queries: list[str], rounds: int,
         backend_rounds = 1 if cut else rounds
         results[backend] = measure(retriever, sample, backend_rounds)
         r = results[backend]
-        print(f"{name:<16} {backend:<10} {len(sample) * backend_rounds:>6} {build_s:>8.2f} "
-              f"{r['single_qps']:>11,.0f} {r['p50_us']:>9.1f} {r['p95_us']:>9.1f} "
-              f"{r['batch_qps']:>12,.0f}")
+        print(
+            f"{name:<16} {backend:<10} {len(sample) * backend_rounds:>6} {build_s:>8.2f} "
+            f"{r['single_qps']:>11,.0f} {r['p50_us']:>9.1f} {r['p95_us']:>9.1f} "
+            f"{r['batch_qps']:>12,.0f}"
+        )
     fast, slow = results["bm25s"], results["rank_bm25"]
     single = fast["single_qps"] / slow["single_qps"]
-    print(f"{name:<16} ratio bm25s/rank_bm25: single {single:.1f}x, "
-          f"batched {fast['batch_qps'] / slow['batch_qps']:.1f}x, "
-          f"p50 {slow['p50_us'] / fast['p50_us']:.1f}x lower")
+    print(
+        f"{name:<16} ratio bm25s/rank_bm25: single {single:.1f}x, "
+        f"batched {fast['batch_qps'] / slow['batch_qps']:.1f}x, "
+        f"p50 {slow['p50_us'] / fast['p50_us']:.1f}x lower"
+    )
     cold = first_pass(rule_base, queries)
-    print(f"{name:<16} bm25s first pass, empty word map: single {cold['single_qps']:,.0f} q/s, "
-          f"p50 {cold['p50_us']:.1f} us ({cold['single_qps'] / slow['single_qps']:.1f}x "
-          f"rank_bm25's single q/s)")
+    print(
+        f"{name:<16} bm25s first pass, empty word map: single {cold['single_qps']:,.0f} q/s, "
+        f"p50 {cold['p50_us']:.1f} us ({cold['single_qps'] / slow['single_qps']:.1f}x "
+        f"rank_bm25's single q/s)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed passes over the queries")
     parser.add_argument("--synthetic-rules", type=int, default=10_000)
-    parser.add_argument("--slow-queries", type=int, default=40,
-                        help="queries for rank_bm25 on the synthetic base")
+    parser.add_argument(
+        "--slow-queries", type=int, default=40, help="queries for rank_bm25 on the synthetic base"
+    )
     args = parser.parse_args()
 
     queries = labelled_queries()
     bundled = RuleBase.load()
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"bm25s {metadata.version('bm25s')}, rank-bm25 {metadata.version('rank-bm25')}, "
-          f"numpy {np.__version__}, stemming {'on' if STEMMING_AVAILABLE else 'off'}, "
-          f"load average {os.getloadavg()[0]:.1f} (other processes share these CPUs)")
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"bm25s {metadata.version('bm25s')}, rank-bm25 {metadata.version('rank-bm25')}, "
+        f"numpy {np.__version__}, stemming {'on' if STEMMING_AVAILABLE else 'off'}, "
+        f"load average {os.getloadavg()[0]:.1f} (other processes share these CPUs)"
+    )
     print(f"{len(queries)} queries; bundled base {len(bundled)} rules")
-    print(f"{'base':<16} {'backend':<10} {'calls':>6} {'build_s':>8} {'single_q/s':>11} "
-          f"{'p50_us':>9} {'p95_us':>9} {'batched_q/s':>12}")
+    print(
+        f"{'base':<16} {'backend':<10} {'calls':>6} {'build_s':>8} {'single_q/s':>11} "
+        f"{'p50_us':>9} {'p95_us':>9} {'batched_q/s':>12}"
+    )
     run_base("bundled", bundled, queries, args.rounds, slow_queries=None)
     # Built only now: 10,000 live rule objects would slow the garbage collector's full passes
     # during the bundled-base timings.
     start = time.perf_counter()
     synthetic = synthetic_rule_base(bundled, args.synthetic_rules)
     vocab = len({t for rule in synthetic for t in tokenize(f"{rule.title} {rule.text}")})
-    print(f"synthetic base: {len(synthetic)} rules, {vocab} distinct terms "
-          f"(generated in {time.perf_counter() - start:.1f} s)")
-    run_base(f"synthetic-{len(synthetic)}", synthetic, queries, args.rounds,
-             slow_queries=args.slow_queries)
+    print(
+        f"synthetic base: {len(synthetic)} rules, {vocab} distinct terms "
+        f"(generated in {time.perf_counter() - start:.1f} s)"
+    )
+    run_base(
+        f"synthetic-{len(synthetic)}",
+        synthetic,
+        queries,
+        args.rounds,
+        slow_queries=args.slow_queries,
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -42,8 +42,9 @@ def retriever(request, rule_base) -> BM25Retriever:
 
 def make_base(*texts: str) -> RuleBase:
     # same title everywhere, so only the text decides the score
-    return RuleBase(rules=[Rule(id=f"r{i}", category="test", title="rule", text=t)
-                           for i, t in enumerate(texts)])
+    return RuleBase(
+        rules=[Rule(id=f"r{i}", category="test", title="rule", text=t) for i, t in enumerate(texts)]
+    )
 
 
 # --- tokenization ------------------------------------------------------------------------------
@@ -108,18 +109,31 @@ def test_hits_are_best_first_positive_and_at_most_k(retriever, rule_base):
 def test_recall_on_the_labelled_queries_stays_high(retriever):
     rows = labelled()
     results = retriever.search_batch([r["query"] for r in rows], k=3)
-    at1 = np.mean([bool(h) and h[0].rule.category == r["expected_category"]
-                   for r, h in zip(rows, results, strict=True)])
-    at3 = np.mean([r["expected_category"] in {x.rule.category for x in h}
-                   for r, h in zip(rows, results, strict=True)])
+    at1 = np.mean(
+        [
+            bool(h) and h[0].rule.category == r["expected_category"]
+            for r, h in zip(rows, results, strict=True)
+        ]
+    )
+    at3 = np.mean(
+        [
+            r["expected_category"] in {x.rule.category for x in h}
+            for r, h in zip(rows, results, strict=True)
+        ]
+    )
     assert at1 >= 0.78 and at3 >= 0.9, (at1, at3)
 
 
 def test_labelled_query_set_is_well_formed(rule_base):
     rows = labelled()
     assert len(rows) >= 150
-    assert {r["style"] for r in rows} == {"direct", "paraphrased", "indirect", "jailbreak",
-                                          "benign"}
+    assert {r["style"] for r in rows} == {
+        "direct",
+        "paraphrased",
+        "indirect",
+        "jailbreak",
+        "benign",
+    }
     assert {r["expected_category"] for r in rows} == set(rule_base.categories)
     assert len({r["query"] for r in rows}) == len(rows)
     assert all(set(r) <= {"query", "expected_category", "style", "split"} for r in rows)
@@ -188,8 +202,9 @@ def test_dense_scores_are_bit_identical_to_bm25s_get_scores(rule_base):
         numbers = retriever._term_numbers(row["query"])
         if numbers:
             ids = [n - 1 for n in numbers]
-            assert np.array_equal(retriever._dense_sum(numbers),
-                                  retriever._bm25s.get_scores_from_ids(ids))
+            assert np.array_equal(
+                retriever._dense_sum(numbers), retriever._bm25s.get_scores_from_ids(ids)
+            )
 
 
 @pytest.mark.parametrize("n_rules", [1, 2, 3, 8])
@@ -197,8 +212,9 @@ def test_dense_scores_are_bit_identical_on_small_bases_and_long_queries(n_rules)
     # many repeated terms: any reordering of the float32 additions would show up
     rng = np.random.default_rng(n_rules)
     words = "alpha beta gamma delta kappa sigma theta omega".split()
-    base = make_base(*(" ".join(rng.choice(words, size=rng.integers(1, 40)))
-                       for _ in range(n_rules)))
+    base = make_base(
+        *(" ".join(rng.choice(words, size=rng.integers(1, 40))) for _ in range(n_rules))
+    )
     retriever = BM25Retriever(base, "bm25s")
     for _ in range(100):
         query = " ".join(rng.choice(words, size=rng.integers(1, 60)))
@@ -230,11 +246,13 @@ def test_top_k_selection_paths_agree_with_a_full_sort(rule_base, k):
         if not numbers:
             continue
         scores = retriever._dense_sum(numbers).tolist()
-        expected = sorted((i for i, s in enumerate(scores) if s > 0),
-                          key=lambda i: (-scores[i], i))[:k]
+        expected = sorted(
+            (i for i, s in enumerate(scores) if s > 0), key=lambda i: (-scores[i], i)
+        )[:k]
         hits = retriever.search(row["query"], k=k)
         assert [(h.rule.id, h.score) for h in hits] == [
-            (rule_base.rules[i].id, scores[i]) for i in expected]
+            (rule_base.rules[i].id, scores[i]) for i in expected
+        ]
 
 
 # --- the bm25s query path: word -> term numbers ------------------------------------------------
@@ -251,17 +269,38 @@ def test_term_numbers_follow_the_tokenizer_on_the_labelled_queries(rule_base):
     queries = [r["query"] for r in labelled()]
     for _ in range(2):  # first with an empty word map, then with a full one
         assert [retriever._term_numbers(q) for q in queries] == [
-            _reference_numbers(retriever, q) for q in queries]
+            _reference_numbers(retriever, q) for q in queries
+        ]
 
 
 ASCII_TEXT = st.text(st.characters(max_codepoint=127), max_size=300)
 
 
 @settings(max_examples=300, deadline=None)
-@given(query=st.one_of(ASCII_TEXT, st.text(max_size=200),
-                       st.lists(st.sampled_from(["Weapons", "the", "a", "Bomb's", "don't", "x1",
-                                                 "__init__", "ransomware", "a_b", "99", "é"]),
-                                max_size=12).map(" ".join)))
+@given(
+    query=st.one_of(
+        ASCII_TEXT,
+        st.text(max_size=200),
+        st.lists(
+            st.sampled_from(
+                [
+                    "Weapons",
+                    "the",
+                    "a",
+                    "Bomb's",
+                    "don't",
+                    "x1",
+                    "__init__",
+                    "ransomware",
+                    "a_b",
+                    "99",
+                    "é",
+                ]
+            ),
+            max_size=12,
+        ).map(" ".join),
+    )
+)
 def test_term_numbers_follow_the_tokenizer_for_arbitrary_text(query):
     for retriever in _term_retrievers():
         assert retriever._term_numbers(query) == _reference_numbers(retriever, query)
@@ -273,9 +312,13 @@ _TERM_RETRIEVERS: list[BM25Retriever] = []
 def _term_retrievers() -> list[BM25Retriever]:
     if not _TERM_RETRIEVERS:
         base = RuleBase.load()
-        _TERM_RETRIEVERS.extend([BM25Retriever(base, "bm25s"),
-                                 BM25Retriever(base, "bm25s", stem=False),
-                                 BM25Retriever(base, "bm25s", max_query_chars=17)])
+        _TERM_RETRIEVERS.extend(
+            [
+                BM25Retriever(base, "bm25s"),
+                BM25Retriever(base, "bm25s", stem=False),
+                BM25Retriever(base, "bm25s", max_query_chars=17),
+            ]
+        )
     return _TERM_RETRIEVERS
 
 
@@ -341,8 +384,9 @@ def test_query_without_known_terms_returns_nothing(retriever):
 def test_k_larger_than_the_base_returns_every_matching_rule(retriever, rule_base):
     hits = retriever.search("refuse allowed", k=10_000)
     assert len(hits) == len(rule_base)  # every bundled rule says both
-    small = BM25Retriever(make_base("alpha beta", "beta", "gamma", "delta", "eta"),
-                          retriever.backend)
+    small = BM25Retriever(
+        make_base("alpha beta", "beta", "gamma", "delta", "eta"), retriever.backend
+    )
     assert [h.rule.id for h in small.search("beta", k=50)] == ["r1", "r0"]
 
 
@@ -418,8 +462,9 @@ def test_arbitrary_text_never_raises(query, k):
 
 
 @settings(max_examples=100, deadline=None)
-@given(queries=st.lists(st.one_of(st.text(max_size=200), ANY_TEXT), max_size=6),
-       k=st.integers(1, 20))
+@given(
+    queries=st.lists(st.one_of(st.text(max_size=200), ANY_TEXT), max_size=6), k=st.integers(1, 20)
+)
 def test_batch_equals_single_for_arbitrary_text(queries, k):
     for retriever in _property_retrievers():
         assert retriever.search_batch(queries, k=k) == [retriever.search(q, k=k) for q in queries]
@@ -446,7 +491,7 @@ def test_concurrent_searches_equal_sequential(retriever):
         barrier.wait()  # start together so the searches really overlap
         order = queries[offset:] + queries[:offset]
         found = [retriever.search(q, k=5) for q in order]
-        return found[len(queries) - offset:] + found[:len(queries) - offset]
+        return found[len(queries) - offset :] + found[: len(queries) - offset]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(worker, range(0, 8 * 7, 7)))
@@ -474,8 +519,11 @@ def test_shared_retriever_is_one_per_path_and_backend(tmp_path):
     assert shared_retriever() is shared_retriever(None, "bm25s")
     assert shared_retriever(backend="rank_bm25") is not shared_retriever()
     path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump({"rules": [
-        {"id": "x", "category": "c", "title": "t", "text": "refuse zebras"}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {"rules": [{"id": "x", "category": "c", "title": "t", "text": "refuse zebras"}]}
+        )
+    )
     with ThreadPoolExecutor(max_workers=8) as pool:
         built = list(pool.map(lambda _: shared_retriever(path), range(16)))
     assert all(r is built[0] for r in built)

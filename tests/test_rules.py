@@ -148,15 +148,23 @@ def bad(rule_index: int, **changes) -> list[dict]:
 @pytest.mark.parametrize(
     ("rules", "expected"),
     [
-        (bad(2, id="a-1"), [r"rules\[2\] \(id 'a-1'\), field 'id'", "duplicate id",
-                            r"already used by rules\[0\]"]),
+        (
+            bad(2, id="a-1"),
+            [r"rules\[2\] \(id 'a-1'\), field 'id'", "duplicate id", r"already used by rules\[0\]"],
+        ),
         (bad(1, text=""), [r"rules\[1\] \(id 'b-1'\), field 'text'", "must not be empty"]),
         (bad(1, text="  \n\t "), [r"rules\[1\] \(id 'b-1'\), field 'text'", "whitespace only"]),
         (bad(0, title="   "), [r"rules\[0\] \(id 'a-1'\), field 'title'", "must not be empty"]),
         (bad(1, text=...), [r"rules\[1\] \(id 'b-1'\), field 'text'", "missing required field"]),
         (bad(1, id=...), [r"rules\[1\], field 'id'", "missing required field"]),
-        (bad(0, severity="high"), [r"rules\[0\] \(id 'a-1'\), field 'severity'", "unknown field",
-                                   "allowed fields are id, category, title, text"]),
+        (
+            bad(0, severity="high"),
+            [
+                r"rules\[0\] \(id 'a-1'\), field 'severity'",
+                "unknown field",
+                "allowed fields are id, category, title, text",
+            ],
+        ),
         (bad(2, id=7), [r"rules\[2\], field 'id'", "must be a string, got int"]),
         (bad(1, text=["a", "list"]), [r"field 'text'", "must be a string, got list"]),
         (bad(1, category=None), [r"field 'category'", "must be a string, got null"]),
@@ -166,9 +174,23 @@ def bad(rule_index: int, **changes) -> list[dict]:
         (["not a mapping", *RULES], [r"rules\[0\]", "a rule must be a mapping", "got str"]),
         ([], ["contains no rules"]),
     ],
-    ids=["duplicate-id", "empty-text", "whitespace-text", "blank-title", "missing-text",
-         "missing-id", "unknown-key", "int-id", "list-text", "null-category", "spaced-id",
-         "category-not-snake", "category-double-underscore", "rule-not-mapping", "no-rules"],
+    ids=[
+        "duplicate-id",
+        "empty-text",
+        "whitespace-text",
+        "blank-title",
+        "missing-text",
+        "missing-id",
+        "unknown-key",
+        "int-id",
+        "list-text",
+        "null-category",
+        "spaced-id",
+        "category-not-snake",
+        "category-double-underscore",
+        "rule-not-mapping",
+        "no-rules",
+    ],
 )
 def test_validation_errors_name_file_rule_and_field(tmp_path, rules, expected):
     path = write_rules(tmp_path, rules, "broken.yaml")
@@ -190,8 +212,11 @@ def test_all_problems_are_reported_at_once(tmp_path):
 
 
 def test_a_single_broken_rule_is_not_also_reported_as_no_rules(tmp_path):
-    message = str(pytest.raises(RuleBaseError, RuleBase.load,
-                                write_rules(tmp_path, [RULES[0] | {"text": ""}])).value)
+    message = str(
+        pytest.raises(
+            RuleBaseError, RuleBase.load, write_rules(tmp_path, [RULES[0] | {"text": ""}])
+        ).value
+    )
     assert "field 'text'" in message and "no rules" not in message
 
 
@@ -204,8 +229,11 @@ def test_jsonl_errors_name_the_line(tmp_path):
 
 def test_jsonl_duplicate_names_both_lines(tmp_path):
     path = write_rules(tmp_path, [RULES[0], RULES[1], RULES[0]], "r.jsonl")
-    with pytest.raises(RuleBaseError, match=r"line 3 \(id 'a-1'\), field 'id': duplicate id, "
-                                            r"already used by line 1"):
+    with pytest.raises(
+        RuleBaseError,
+        match=r"line 3 \(id 'a-1'\), field 'id': duplicate id, "
+        r"already used by line 1",
+    ):
         RuleBase.load(path)
 
 
@@ -215,16 +243,30 @@ def test_jsonl_duplicate_names_both_lines(tmp_path):
         ("r.yaml", "rules: [\n  {id: a\n", r"malformed YAML at line \d+, column \d+"),
         ("r.json", '{"rules": [', r"malformed JSON at line 1, column \d+"),
         ("r.jsonl", json.dumps(RULES[0]) + "\n{oops\n", r"line 2: malformed JSON at column 2"),
-        ("r.yaml", "just a string", "expected a list of rules or a mapping with a 'rules' key, "
-                                    "got str"),
+        (
+            "r.yaml",
+            "just a string",
+            "expected a list of rules or a mapping with a 'rules' key, got str",
+        ),
         ("r.yaml", "", "expected a list of rules .* got null"),
         ("r.yaml", "version: 1\n", "the mapping has no 'rules' key"),
         ("r.json", '{"rules": "all of them"}', "'rules' must be a list of rules, got str"),
-        ("r.yaml", yaml.safe_dump({"rules": RULES, "owner": "me"}),
-         "unknown top-level key 'owner'"),
+        (
+            "r.yaml",
+            yaml.safe_dump({"rules": RULES, "owner": "me"}),
+            "unknown top-level key 'owner'",
+        ),
     ],
-    ids=["yaml-syntax", "json-syntax", "jsonl-syntax", "scalar-root", "empty-file",
-         "no-rules-key", "rules-not-a-list", "extra-top-level-key"],
+    ids=[
+        "yaml-syntax",
+        "json-syntax",
+        "jsonl-syntax",
+        "scalar-root",
+        "empty-file",
+        "no-rules-key",
+        "rules-not-a-list",
+        "extra-top-level-key",
+    ],
 )
 def test_malformed_files(tmp_path, name, content, pattern):
     path = write(tmp_path, name, content)
@@ -236,11 +278,17 @@ def test_malformed_files(tmp_path, name, content, pattern):
 @pytest.mark.parametrize(
     ("name", "content", "pattern"),
     [
-        ("r.yaml", "rules:\n  - id: a\n    text: x\n    text: y\n",
-         r"malformed YAML at line 4, column 5: duplicate key 'text'"),
+        (
+            "r.yaml",
+            "rules:\n  - id: a\n    text: x\n    text: y\n",
+            r"malformed YAML at line 4, column 5: duplicate key 'text'",
+        ),
         ("r.json", '{"rules": [{"id": "a", "id": "b"}]}', "malformed JSON: duplicate key 'id'"),
-        ("r.jsonl", '{"id": "a", "title": "t", "title": "u"}\n',
-         "line 1: malformed JSON: duplicate key 'title'"),
+        (
+            "r.jsonl",
+            '{"id": "a", "title": "t", "title": "u"}\n',
+            "line 1: malformed JSON: duplicate key 'title'",
+        ),
     ],
 )
 def test_duplicate_keys_are_rejected_not_overwritten(tmp_path, name, content, pattern):
@@ -251,8 +299,11 @@ def test_duplicate_keys_are_rejected_not_overwritten(tmp_path, name, content, pa
 @pytest.mark.parametrize("name", ["rules.txt", "rules.csv", "rules"])
 def test_unsupported_extension(tmp_path, name):
     path = write(tmp_path, name, "whatever")
-    with pytest.raises(RuleBaseError, match=r"unsupported rule-base file type .*\.yaml, \.yml, "
-                                            r"\.json, \.jsonl"):
+    with pytest.raises(
+        RuleBaseError,
+        match=r"unsupported rule-base file type .*\.yaml, \.yml, "
+        r"\.json, \.jsonl",
+    ):
         RuleBase.load(path)
 
 

@@ -43,7 +43,7 @@ from verl.utils.profiler import simple_timer
 
 from ascl_env.config import ASCLConfig
 from ascl_env.env import ASCLEnv
-from ascl_env.rewards import episode_reward
+from ascl_env.rewards import episode_reward, outcome_info
 from ascl_env.tasks import Task
 from verl_recipes.prepare_data import episode_spec
 from verl_recipes.reward import reward_info
@@ -182,13 +182,5 @@ def _cut_off(*, config: ASCLConfig, info: dict[str, Any]) -> tuple[float, dict[s
         lookups=info["tool_calls"],
         table=config.rewards,
     )
-    outcome = {
-        "truncated": True,
-        "reward": breakdown.total,
-        "task_reward": breakdown.task,
-        "format": breakdown.format,
-        "lookup_cost": breakdown.lookup_cost,
-        "safety": breakdown.safety,
-        "utility": breakdown.utility,
-    }
+    outcome = {**outcome_info(None, breakdown), "truncated": True}
     return breakdown.total, {**info, **outcome}

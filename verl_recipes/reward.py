@@ -30,7 +30,7 @@ from typing import Any
 from ascl_env.config import ASCLConfig
 from ascl_env.env import LOOKUP_TOOL_NAME
 from ascl_env.parsing import parse_action
-from ascl_env.rewards import Judgement, episode_reward, judge_answer
+from ascl_env.rewards import Judgement, episode_reward, judge_answer, outcome_info
 from verl_recipes.prepare_data import episode_spec
 
 # What ChatML/Hermes templates (Qwen2.5, ascl_env.models) put between a tool result and the next
@@ -159,15 +159,7 @@ def compute_score(
     )
     return reward_info(
         {
-            "reward": breakdown.total,
-            "task_reward": breakdown.task,
-            "format": breakdown.format,
-            "lookup_cost": breakdown.lookup_cost,
-            "safety": breakdown.safety,
-            "utility": breakdown.utility,
-            "refused": None if judgement is None else judgement.refused,
-            "correct": None if judgement is None else judgement.correct,
-            "judge_error": None if judgement is None else judgement.error,
+            **outcome_info(judgement, breakdown),
             "tool_calls": lookups,
             "truncated": truncated,
             "task_kind": task.kind,
