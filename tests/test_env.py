@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import math
-import os
 import threading
 import warnings
 from pathlib import Path
@@ -629,13 +628,8 @@ def test_bundled_tasks_run_every_kind():
         assert math.isfinite(info["reward"]) and info["judge_error"] is None
 
 
-def _shared_data() -> Path:
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return Path(os.environ.get("ASCL_SHARED_DATA", default))
-
-
-def test_upstream_task_files_drive_the_env():
-    data = _shared_data()
+def test_upstream_task_files_drive_the_env(shared_data: Path):
+    data = shared_data
     xstest, gsm8k = data / "xstest" / "xstest_prompts.csv", data / "gsm8k" / "test.jsonl"
     if not (xstest.exists() and gsm8k.exists()):
         pytest.skip(f"shared data not found under {data} (set ASCL_SHARED_DATA)")

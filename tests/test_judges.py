@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -257,18 +256,10 @@ def test_check_math_accepts_any_text(text: str, answer: str) -> None:
     assert isinstance(check_math(text, answer), bool)
 
 
-def _shared_data() -> Path:
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    data = Path(os.environ.get("ASCL_SHARED_DATA", default))
-    if not data.is_dir():
-        pytest.skip(f"shared data not found under {data} (set ASCL_SHARED_DATA)")
-    return data
-
-
-def test_check_math_accepts_every_gsm8k_and_math500_reference_answer() -> None:
+def test_check_math_accepts_every_gsm8k_and_math500_reference_answer(shared_data: Path) -> None:
     from ascl_env.tasks import load_gsm8k, load_math500
 
-    data = _shared_data()
+    data = shared_data
     gsm8k = load_gsm8k(data / "gsm8k" / "test.jsonl")
     assert all(check_math(f"Reasoning...\n#### {t.answer}", t.answer) for t in gsm8k)
     math500 = load_math500(data / "math500" / "test.jsonl")[::5]

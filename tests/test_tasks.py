@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from fractions import Fraction
@@ -29,15 +28,6 @@ from ascl_env.tasks import (
     load_task_spec,
     load_xstest,
 )
-
-
-def _shared_data() -> Path:
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    data = Path(os.environ.get("ASCL_SHARED_DATA", default))
-    if not data.is_dir():
-        pytest.skip(f"shared data not found under {data} (set ASCL_SHARED_DATA)")
-    return data
-
 
 # --------------------------------------------------------------------------------------------
 # Task model
@@ -157,8 +147,8 @@ def test_math_answers_recomputed_from_the_prompts() -> None:
 # loaders on the real files (row counts from shared/data/README.md)
 
 
-def test_xstest() -> None:
-    tasks = load_xstest(_shared_data() / "xstest" / "xstest_prompts.csv")
+def test_xstest(shared_data: Path) -> None:
+    tasks = load_xstest(shared_data / "xstest" / "xstest_prompts.csv")
     assert len(tasks) == 450
     assert Counter(t.kind for t in tasks) == {"benign": 250, "harmful": 200}
     assert all(t.category.startswith("contrast_") == (t.kind == "harmful") for t in tasks)
@@ -166,8 +156,8 @@ def test_xstest() -> None:
     assert tasks[0].source == "xstest"
 
 
-def test_strongreject_and_advbench() -> None:
-    data = _shared_data()
+def test_strongreject_and_advbench(shared_data: Path) -> None:
+    data = shared_data
     strongreject = load_strongreject(data / "strongreject" / "strongreject_dataset.csv")
     assert len(strongreject) == 313 and {t.kind for t in strongreject} == {"harmful"}
     assert len({t.category for t in strongreject}) == 6
@@ -176,8 +166,8 @@ def test_strongreject_and_advbench() -> None:
     assert not any(t.prompt.startswith("Sure, here is") for t in advbench)
 
 
-def test_jailbreakbench() -> None:
-    folder = _shared_data() / "jailbreakbench"
+def test_jailbreakbench(shared_data: Path) -> None:
+    folder = shared_data / "jailbreakbench"
     harmful = load_jailbreakbench(folder / "harmful-behaviors.csv")
     benign = load_jailbreakbench(folder / "benign-behaviors.csv")
     assert (len(harmful), len(benign)) == (100, 100)
@@ -188,8 +178,8 @@ def test_jailbreakbench() -> None:
     assert len(Counter(t.category for t in harmful)) == 10
 
 
-def test_harmbench() -> None:
-    folder = _shared_data() / "harmbench"
+def test_harmbench(shared_data: Path) -> None:
+    folder = shared_data / "harmbench"
     everything = load_harmbench(folder / "harmbench_behaviors_text_all.csv")
     assert len(everything) == 400
     assert Counter(t.category == "copyright" for t in everything)[True] == 100
@@ -205,8 +195,8 @@ def test_harmbench() -> None:
     assert {t.id for t in test} | {t.id for t in val} == {t.id for t in everything}
 
 
-def test_gsm8k_and_math500() -> None:
-    data = _shared_data()
+def test_gsm8k_and_math500(shared_data: Path) -> None:
+    data = shared_data
     gsm8k = load_gsm8k(data / "gsm8k" / "test.jsonl")
     assert len(gsm8k) == 1319 and gsm8k[0].answer == "18"
     assert all(re.fullmatch(r"-?[\d.]+", t.answer) for t in gsm8k)  # no "1,234", no "####"
@@ -279,8 +269,8 @@ def test_task_spec_bundled() -> None:
     assert len(load_task_spec("bundled_harmful:10, bundled_benign")) == 10 + 112
 
 
-def test_task_spec_files_with_limits() -> None:
-    data = _shared_data()
+def test_task_spec_files_with_limits(shared_data: Path) -> None:
+    data = shared_data
     spec = (
         f"xstest={data}/xstest/xstest_prompts.csv:10,"
         f"gsm8k={data}/gsm8k/test.jsonl:5,jbb_benign={data}/jailbreakbench/benign-behaviors.csv"

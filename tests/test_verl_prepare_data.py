@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -15,9 +14,6 @@ from ascl_env.config import ASCLConfig  # noqa: E402
 from ascl_env.tasks import load_task_spec  # noqa: E402
 from verl_recipes.prepare_data import DataPrepError, episode_spec, main, split_tasks  # noqa: E402
 
-SHARED = Path(
-    os.environ.get("ASCL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
-)
 COLUMNS = {"data_source", "agent_name", "prompt", "ability", "reward_model", "extra_info"}
 
 
@@ -88,9 +84,8 @@ def test_split_is_seeded():
     assert split_tasks(tasks, 0.0, seed=1)[1] == []
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared benchmark data not found at {SHARED}")
-def test_benchmark_loaders_with_file_paths(tmp_path):
-    spec = f"xstest={SHARED}/xstest/xstest_prompts.csv,gsm8k={SHARED}/gsm8k/test.jsonl:40"
+def test_benchmark_loaders_with_file_paths(tmp_path, shared_data):
+    spec = f"xstest={shared_data}/xstest/xstest_prompts.csv,gsm8k={shared_data}/gsm8k/test.jsonl:40"
     train, val = _prepare(tmp_path, "--tasks", spec, "--val-fraction", "0.25", "--seed", "3")
     rows = pd.concat([train, val])
     assert len(rows) == 450 + 40
