@@ -41,6 +41,8 @@ DEFAULT_SYSTEM_PROMPTS = {
 }
 
 _NO_RULES = "No safety rules matched."
+# The tool-error text for a lookup without a usable query (verl_recipes.tool returns the same).
+MISSING_QUERY_ERROR = f'{LOOKUP_TOOL_NAME} needs a non-empty string argument "query"'
 _ERROR_CHARS = 600  # bound on one tool-error message
 _RULE_MIN_CHARS = 120  # a rule is shown only if at least this much of it fits the budget
 
@@ -296,7 +298,7 @@ class ASCLEnv(gym.Env[str, str]):
             else shared_retriever(config.rule_base_path, config.retriever_backend)
         )
         self._llm_judge = (
-            _shared_llm_judge(
+            shared_llm_judge(
                 config.llm_judge_url,
                 config.llm_judge_model,
                 config.llm_judge_api_key_env,
@@ -436,7 +438,7 @@ class ASCLEnv(gym.Env[str, str]):
             return "", f"unknown tool {call.name[:80]!r}; the only tool is {LOOKUP_TOOL_NAME}"
         query = call.arguments.get("query")
         if not isinstance(query, str) or not query.strip():
-            return "", f'{LOOKUP_TOOL_NAME} needs a non-empty string argument "query"'
+            return "", MISSING_QUERY_ERROR
         rules, shown = format_rules(
             self._retriever.search(query, self.config.top_k), self.config.max_rule_chars
         )
@@ -580,10 +582,13 @@ def _kind_distribution(
 
 
 @lru_cache(maxsize=8)
-def _shared_llm_judge(
+def shared_llm_judge(
     url: str, model: str, api_key_env: str | None, timeout: float, max_retries: int
 ) -> LLMJudge:
-    # One HTTP client per judge configuration per process (the judge is stateless and
-    # thread-safe), since verl builds one environment per rollout.
+    """One LLM judge (one HTTP client) per configuration per process.
+
+    The judge is stateless and thread-safe, and verl builds one environment per rollout, so the
+    env and ``verl_recipes.reward`` share it through this cache.
+    """
     api_key = os.environ.get(api_key_env) if api_key_env else None
     return LLMJudge(url, model, api_key=api_key, timeout=timeout, max_retries=max_retries)

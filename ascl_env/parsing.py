@@ -159,6 +159,8 @@ def _parse_block(block: str, repairs: list[str]) -> ToolCall | MalformedCall:
         if obj is None:
             return _malformed(f"invalid JSON ({exc.msg} at character {exc.pos - start})", block)
         repairs.append("single-quoted pseudo-JSON accepted")
+    except ValueError as exc:  # well-formed but unconvertible, e.g. an int of 4300+ digits
+        return _malformed(f"invalid JSON ({exc})", block)
     if body[end:].strip():
         repairs.append("text after the JSON object ignored")
     if not isinstance(obj, dict):
@@ -179,7 +181,7 @@ def _parse_block(block: str, repairs: list[str]) -> ToolCall | MalformedCall:
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # ValueError includes json.JSONDecodeError
             return _malformed("'arguments' is a string that is not a JSON object", block)
         repairs.append("'arguments' given as a JSON string")
     if not isinstance(arguments, dict):

@@ -196,7 +196,7 @@ def _read_document(content: str, suffix: str, source: str) -> Any:
             raise RuleBaseError(
                 f"{source}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
-        except ValueError as exc:  # a duplicate key, from _json_object
+        except ValueError as exc:  # a duplicate key (_json_object), or an int of 4300+ digits
             raise RuleBaseError(f"{source}: malformed JSON: {exc}") from None
     try:
         return yaml.load(content, Loader=_StrictYamlLoader)  # noqa: S506  (a safe loader)
@@ -205,6 +205,8 @@ def _read_document(content: str, suffix: str, source: str) -> Any:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise RuleBaseError(f"{source}: malformed YAML{at}: {problem}") from None
+    except ValueError as exc:  # a scalar PyYAML cannot convert, e.g. an int of 4300+ digits
+        raise RuleBaseError(f"{source}: malformed YAML: {exc}") from None
 
 
 def _read_jsonl(content: str, source: str) -> tuple[list[Any], list[int]]:
@@ -219,7 +221,7 @@ def _read_jsonl(content: str, source: str) -> tuple[list[Any], list[int]]:
             raise RuleBaseError(
                 f"{source}: line {number}: malformed JSON at column {exc.colno}: {exc.msg}"
             ) from None
-        except ValueError as exc:  # a duplicate key, from _json_object
+        except ValueError as exc:  # a duplicate key (_json_object), or an int of 4300+ digits
             raise RuleBaseError(f"{source}: line {number}: malformed JSON: {exc}") from None
         line_numbers.append(number)
     return records, line_numbers

@@ -157,6 +157,16 @@ def test_episodes_through_an_endpoint(server):
     assert assistant["content"].startswith("<tool_call>")  # raw text, as the model wrote it
 
 
+def test_each_episode_samples_with_its_own_seed(server):
+    """Repeats of one task must not all get the same sampled text from a seeded server."""
+    agent = agent_for(server, temperature=0.7, seed=5)
+    plans = plan_episodes(TASKS[:1], n=3, seed=10)
+    run_episodes(agent, plans, env_kwargs={"rules_mode": "none"}, progress=False)
+    assert sorted(r["seed"] for r in server.requests) == [10, 11, 12]
+    agent.generate([Conversation([{"role": "user", "content": "hi"}], [], {})])
+    assert server.requests[-1]["seed"] == 5  # outside the runner: the agent's seed
+
+
 def test_requests_run_concurrently(server):
     server.delay = 0.2
     agent = agent_for(server, concurrency=4)

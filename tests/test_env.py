@@ -255,6 +255,12 @@ def test_tool_call_without_tools_gets_an_error_and_a_penalty(mode):
             '<tool_call>{"name": "lookup_safety_rules", "arguments": {"query": 3}}</tool_call>',
             "query",
         ),
+        (  # json's ValueError for an integer over Python's 4300-digit limit
+            '<tool_call>{"name": "lookup_safety_rules", "arguments": {"n": 1'
+            + "1" * 5000
+            + "}}</tool_call>",
+            "could not parse",
+        ),
     ],
 )
 def test_unusable_calls_get_error_observations_and_cost_format_penalty(action, message):

@@ -103,6 +103,12 @@ def test_several_calls_keep_order_and_a_missing_close_between_them():
         ),
         ('{"name": "lookup_safety_rules", "arguments": "not json"}', "not a JSON object"),
         ('{"a":' * 50_000, "nested too deeply"),
+        # json raises a plain ValueError for integers over Python's 4300-digit limit
+        ('{"name": "lookup_safety_rules", "arguments": {"n": 1' + "1" * 5000 + "}}", "digits"),
+        (
+            '{"name": "lookup_safety_rules", "arguments": "{\\"n\\": 1' + "1" * 5000 + '}"}',
+            "not a JSON object",
+        ),
     ],
 )
 def test_broken_calls_become_malformed_with_a_reason(body, error):

@@ -256,6 +256,7 @@ def test_jsonl_duplicate_names_both_lines(tmp_path):
             yaml.safe_dump({"rules": RULES, "owner": "me"}),
             "unknown top-level key 'owner'",
         ),
+        ("r.yaml", "rules: " + "1" * 5000, "malformed YAML: Exceeds the limit"),
     ],
     ids=[
         "yaml-syntax",
@@ -266,6 +267,7 @@ def test_jsonl_duplicate_names_both_lines(tmp_path):
         "no-rules-key",
         "rules-not-a-list",
         "extra-top-level-key",
+        "yaml-int-over-digit-limit",
     ],
 )
 def test_malformed_files(tmp_path, name, content, pattern):

@@ -240,6 +240,9 @@ def test_jsonl_errors(tmp_path: Path) -> None:
     file.write_text('{"question": "q", "answer": "x\\n#### 5"}\n\n{broken\n')
     with pytest.raises(TaskError, match=r"g\.jsonl: row 2 \(line 3\): invalid JSON"):
         load_gsm8k(file)
+    file.write_text('{"question": "q", "answer": "#### 5", "n": 1' + "1" * 5000 + "}\n")
+    with pytest.raises(TaskError, match=r"g\.jsonl: row 1 \(line 1\): invalid JSON"):
+        load_gsm8k(file)
     file.write_text('{"question": "q", "answer": "no final answer"}\n')
     with pytest.raises(TaskError, match="no '####'"):
         load_gsm8k(file)
@@ -248,6 +251,20 @@ def test_jsonl_errors(tmp_path: Path) -> None:
     file.write_text('{"problem": "p", "unique_id": "u"}\n')
     with pytest.raises(TaskError, match=r"missing field\(s\) \['answer'\]"):
         load_math500(file)
+
+
+def test_files_that_are_not_utf8_name_the_file(tmp_path: Path) -> None:
+    jsonl = tmp_path / "latin1.jsonl"
+    jsonl.write_bytes('{"question": "caf\u00e9", "answer": "#### 5"}\n'.encode("latin-1"))
+    with pytest.raises(TaskError, match=r"latin1\.jsonl: not UTF-8 text"):
+        load_gsm8k(jsonl)
+    csv_file = tmp_path / "latin1.csv"
+    csv_file.write_bytes("goal,target\ncaf\u00e9,t\n".encode("latin-1"))
+    with pytest.raises(TaskError, match=r"latin1\.csv: .*not UTF-8 text"):
+        load_advbench(csv_file)
+    separator = tmp_path / "u2028.jsonl"  # a raw U+2028 inside a JSON string is valid JSON
+    separator.write_text('{"question": "a\u2028b", "answer": "#### 5"}\n', encoding="utf-8")
+    assert load_gsm8k(separator)[0].prompt == "a\u2028b"
 
 
 def test_jailbreakbench_kind_from_name(tmp_path: Path) -> None:

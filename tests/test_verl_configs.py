@@ -87,7 +87,7 @@ def _script_jobs() -> dict[str, tuple[list[str], dict[str, str]]]:
         ),
         "multi_node": (
             ["bash", multi, "trainer.total_training_steps=7", "--cfg", "job"],
-            {**env, "NNODES": "3"},
+            {**env, "NNODES": "3", "MAX_PROMPT_LENGTH": "1536"},
         ),
     }
 
@@ -167,6 +167,7 @@ def test_single_node_script_applies_its_variables(scripts):
     assert cfg["trainer"]["n_gpus_per_node"] == 4 and cfg["trainer"]["nnodes"] == 1
     assert rollout["n"] == 5
     assert cfg["data"]["max_response_length"] == 3072
+    assert cfg["data"]["max_prompt_length"] == 2048
     assert cfg["data"]["train_files"] == "/data/ascl/tool/train.parquet"
     assert rollout["multi_turn"]["tool_config_path"] == str(shipped_path("tools"))
     assert rollout["agent"]["agent_loop_config_path"] == str(shipped_path("agent_loops"))
@@ -178,6 +179,8 @@ def test_single_node_script_in_context_recipe(scripts):
     cfg = _script_config(scripts, "single_node_in_context")
     assert cfg["algorithm"]["adv_estimator"] == "grpo"
     assert cfg["data"]["train_files"] == "/data/ascl/in_context/train.parquet"
+    # The recipe's longer prompt limit (rules in the system prompt) is not reset by the script.
+    assert cfg["data"]["max_prompt_length"] == 4096
     assert cfg["actor_rollout_ref"]["rollout"]["multi_turn"]["tool_config_path"] is None
 
 
@@ -188,6 +191,7 @@ def test_multi_node_script_defaults_and_overrides(scripts):
     assert cfg["trainer"]["total_training_steps"] == 7
     assert cfg["actor_rollout_ref"]["rollout"]["tensor_model_parallel_size"] == 2
     assert cfg["data"]["train_batch_size"] == 128
+    assert cfg["data"]["max_prompt_length"] == 1536
 
 
 def test_shipped_yaml_files_exist_and_load():

@@ -11,8 +11,14 @@ import pytest
 pd = pytest.importorskip("pandas")
 
 from ascl_env.config import ASCLConfig  # noqa: E402
-from ascl_env.tasks import load_task_spec  # noqa: E402
-from verl_recipes.prepare_data import DataPrepError, episode_spec, main, split_tasks  # noqa: E402
+from ascl_env.tasks import Task, load_task_spec  # noqa: E402
+from verl_recipes.prepare_data import (  # noqa: E402
+    DataPrepError,
+    build_rows,
+    episode_spec,
+    main,
+    split_tasks,
+)
 
 COLUMNS = {"data_source", "agent_name", "prompt", "ability", "reward_model", "extra_info"}
 
@@ -67,6 +73,15 @@ def test_rows_round_trip_to_the_same_task_and_config(tmp_path):
         assert task == tasks[task.id]
         assert config == ASCLConfig(rules_mode="tool", **env_config)
         assert row["agent_name"] == "tool_agent"
+
+
+def test_the_rows_settings_win_over_loop_defaults_even_at_default_values():
+    task = Task(id="x", kind="benign", prompt="hi")
+    row = build_rows([task], {"rules_mode": "tool", "max_turns": 4})[0]
+    # e.g. agent_loops.yaml env_config, or reward_kwargs.env_config of compute_score
+    defaults = {"rules_mode": "none", "max_turns": 2, "top_k": 5}
+    _, config = episode_spec(row["extra_info"], defaults)
+    assert (config.rules_mode, config.max_turns, config.top_k) == ("tool", 4, 5)
 
 
 def test_in_context_rows_carry_the_rules_in_the_system_prompt(tmp_path):

@@ -549,6 +549,19 @@ def test_tool_returns_the_env_observation(query):
         assert response.text == MISSING_QUERY
 
 
+@pytest.mark.parametrize("arguments", [["pipe bomb"], "pipe bomb", 3])
+def test_tool_counts_non_object_arguments_as_a_format_error_like_the_env(arguments):
+    tool = SafetyRuleLookupTool({"type": "native"}, None)
+    agent_data = SimpleNamespace(extra_fields={})
+    asyncio.run(tool.execute("id", arguments, agent_data=agent_data))
+    env = ASCLEnv(ASCLConfig(rules_mode="tool"), tasks=[TASKS["b0"]])
+    env.reset(options={"task_id": "b0"})
+    action = json.dumps({"name": "lookup_safety_rules", "arguments": arguments})
+    _, _, _, _, info = env.step(f"<tool_call>{action}</tool_call>")
+    assert (info["tool_calls"], info["format_errors"]) == (0, 1)
+    assert agent_data.extra_fields == {"ascl_format_errors": 1}
+
+
 def test_tool_config_rejects_unknown_fields():
     with pytest.raises(ValueError, match="unknown field.*topk"):
         SafetyRuleLookupTool({"type": "native", "topk": 3}, None)

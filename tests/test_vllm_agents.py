@@ -98,6 +98,29 @@ def test_vllm_agent_runs_episodes(vllm_python, smollm2_dir, tmp_path):
     assert all(r["reward"] is not None for r in rows)
 
 
+def test_vllm_agent_samples_each_repeat_with_its_own_seed(vllm_python, smollm2_dir, tmp_path):
+    """--n repeats of one task at temperature > 0 are independent samples, not copies."""
+    out = tmp_path / "results"
+    result = subprocess.run(
+        [
+            str(vllm_python), "-m", "ascl_env.bench.cli", "run",
+            "--agent", f"vllm:{smollm2_dir}", "--tasks", "bundled", "--per-kind", "benign=1",
+            "--n", "4", "--temperature", "1.0", "--max-new-tokens", "24", "--rules-mode", "none",
+            "--out", str(out), "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=VLLM_ENV,
+        timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = (out / f"vllm-{smollm2_dir.name}" / "episodes.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert len({r["task_id"] for r in rows}) == 1 and len(rows) == 4
+    assert len({r["messages"][-1]["content"] for r in rows}) > 1
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -17,9 +17,11 @@ This loop only moves tokens between verl's rollout server and the env:
 4. The episode ends when the env terminates or truncates, or when ``rollout.response_length``
    has no room for the next observation (scored like an env truncation; that last lookup ran in
    the env and counts in ``tool_calls`` but is not in the tokens, so the mask-derived lookup
-   count is one lower). ``reward_score`` is the env's reward, so verl skips the reward function
-   for these rows; ``extra_fields`` carries the env's outcome (``tool_calls``, ``refused``,
-   ``correct``, ``task_kind``, ``judge_error``, ...) for logging.
+   count is one lower; conversely an unusable call's ``Error:`` observation is mask-0 context
+   too, so that count includes it while ``tool_calls`` does not). ``reward_score`` is the env's
+   reward, so verl skips the reward function for these rows; ``extra_fields`` carries the env's
+   outcome (``tool_calls``, ``refused``, ``correct``, ``task_kind``, ``judge_error``, ...) for
+   logging.
 
 Registered under ``ascl_agent`` when this module is imported (``verl_recipes.plugin`` does it in
 every verl process); ``config/agent_loops.yaml`` registers it without the plugin.

@@ -92,7 +92,9 @@ def build_rows(
         raise DataPrepError(f"no tasks for the {split} split")
     config = ASCLConfig.model_validate(dict(env_config))
     env = ASCLEnv(config, tasks=list(tasks))
-    config_json = json.dumps(config.model_dump(exclude_defaults=True), sort_keys=True)
+    # The fields given here, default values included: they must win over the agent loop's or
+    # reward function's env_config defaults (episode_spec), which excluded defaults would not.
+    config_json = json.dumps(config.model_dump(exclude_unset=True), sort_keys=True)
     rows = []
     for index, task in enumerate(tasks):
         _, info = env.reset(options={"task_id": task.id})

@@ -28,7 +28,8 @@ from functools import lru_cache
 from typing import Any
 
 from ascl_env.config import ASCLConfig
-from ascl_env.env import LOOKUP_TOOL_NAME
+from ascl_env.env import LOOKUP_TOOL_NAME, shared_llm_judge
+from ascl_env.judges import LLMJudge
 from ascl_env.parsing import parse_action
 from ascl_env.rewards import Judgement, episode_reward, judge_answer, outcome_info
 from verl_recipes.prepare_data import episode_spec
@@ -91,20 +92,11 @@ def last_assistant_segment(solution_str: str, turn_end: str = CHATML_TOOL_TURN_E
     return solution_str if cut < 0 else solution_str[cut + len(turn_end) :]
 
 
-@lru_cache(maxsize=8)
-def _llm_judge(url: str, model: str, api_key_env: str | None, timeout: float, retries: int) -> Any:
-    import os
-
-    from ascl_env.judges import LLMJudge
-
-    api_key = os.environ.get(api_key_env) if api_key_env else None
-    return LLMJudge(url, model, api_key=api_key, timeout=timeout, max_retries=retries)
-
-
-def _judge_for(config: ASCLConfig) -> Any:
+def _judge_for(config: ASCLConfig) -> LLMJudge | None:
     if config.judge != "llm":
         return None
-    return _llm_judge(
+    # The env's per-process client cache, so both paths build the judge the same way.
+    return shared_llm_judge(
         config.llm_judge_url,
         config.llm_judge_model,
         config.llm_judge_api_key_env,

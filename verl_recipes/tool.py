@@ -21,12 +21,12 @@ from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
 from ascl_env.config import ASCLConfig
-from ascl_env.env import LOOKUP_TOOL_NAME, format_rules, lookup_tool_schema
+from ascl_env.env import LOOKUP_TOOL_NAME, MISSING_QUERY_ERROR, format_rules, lookup_tool_schema
 from ascl_env.retrieval import BM25Retriever, shared_retriever
 
 _LOOKUP_FIELDS = ("rule_base_path", "retriever_backend", "top_k", "max_rule_chars")
 # The env's answer to a call without a usable query (ascl_env.env.ASCLEnv._run_call).
-MISSING_QUERY = f'Error: {LOOKUP_TOOL_NAME} needs a non-empty string argument "query"'
+MISSING_QUERY = f"Error: {MISSING_QUERY_ERROR}"
 
 
 class SafetyRuleLookupTool(BaseTool):
@@ -60,12 +60,14 @@ class SafetyRuleLookupTool(BaseTool):
         return format_rules(hits, self.settings.max_rule_chars)
 
     async def execute(
-        self, instance_id: str, parameters: dict[str, Any], **kwargs: Any
+        self, instance_id: str, parameters: Any, **kwargs: Any
     ) -> tuple[ToolResponse, float, dict[str, Any]]:
-        query = parameters.get("query")
+        # verl passes whatever JSON the model wrote as the arguments, not only objects.
+        query = parameters.get("query") if isinstance(parameters, dict) else None
         fields = getattr(kwargs.get("agent_data"), "extra_fields", {})
         if not isinstance(query, str) or not query.strip():
-            # The env counts this as a format error and answers with the same text.
+            # The env counts this as a format error (and, for a usable object without a query,
+            # answers with the same text).
             fields["ascl_format_errors"] = fields.get("ascl_format_errors", 0) + 1
             return ToolResponse(text=MISSING_QUERY), 0.0, {"rule_ids": []}
         text, shown = await asyncio.to_thread(self.lookup, query)

@@ -50,7 +50,12 @@ SCRIPTED = ("always-refuse", "always-comply", "always-lookup", "oracle")
 
 @dataclass
 class Conversation:
-    """One episode's conversation so far, as the environment reports it."""
+    """One episode's conversation so far, as the environment reports it.
+
+    ``meta`` holds the task's public metadata and, from the runner, the episode's ``seed``: the
+    vLLM and OpenAI agents seed that episode's requests with it (their own seed otherwise); the HF
+    agent samples each batch from one generator seeded once.
+    """
 
     messages: list[dict]
     tools: list[dict]
@@ -316,10 +321,15 @@ class VLLMAgent:
         out: list[str] = [""] * len(conversations)
         for tools_key, indices in groups.items():
             tools = json.loads(tools_key) or None
+            sampling = []
+            for i in indices:
+                params = self.sampling.clone()
+                params.seed = conversations[i].meta.get("seed", self.sampling.seed)
+                sampling.append(params)
             began = time.perf_counter()
             results = self.llm.chat(
                 [conversations[i].messages for i in indices],
-                self.sampling,
+                sampling,
                 use_tqdm=False,
                 tools=tools,
             )
@@ -456,6 +466,7 @@ class OpenAIAgent:
             "model": self.model,
             "messages": wire_messages(conv.messages),
             **self._params,
+            "seed": conv.meta.get("seed", self._params["seed"]),
         }
         if conv.tools:
             body["tools"] = conv.tools

@@ -289,6 +289,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     ):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
+    if args.max_retries < 0:
+        raise UsageError(f"--max-retries must be at least 0, got {args.max_retries}")
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {args.timeout}")
     env_kwargs = _env_kwargs(args)
     tasks = _load_tasks(args, embedded)
     if args.threads is not None:
@@ -327,7 +331,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         check = getattr(agent, "check", None)
         if check is not None:
             check()
-        out_dir = args.out / _slug(agent.name)
+        # Agents can share a name (hf:a/ckpt and hf:b/ckpt are both "hf:ckpt"); each needs its
+        # own directory, the same one on every rerun so that resume finds it.
+        slug = _slug(agent.name)
+        out_dir, k = args.out / slug, 2
+        while out_dir in dirs:
+            out_dir, k = args.out / f"{slug}-{k}", k + 1
         report = run_experiment(
             agent,
             plans,

@@ -214,15 +214,14 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
     """Write a comparison table and plots of several result directories into ``out_dir``."""
     if not dirs:
         raise ReportError("nothing to compare: give at least one result directory")
-    runs: dict[str, dict[str, Any]] = {}
-    for directory in dirs:
+    runs: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for directory in dict.fromkeys(map(Path, dirs)):  # a directory named twice counts once
         report = load_report(directory)
-        label = str(report["agent"])
-        if label in runs:
-            label = f"{label} ({Path(directory).name})"
-        runs[label] = report
+        agent = str(report["agent"])
+        candidates = (agent, f"{agent} ({directory.name})", f"{agent} ({directory})")
+        runs[next(label for label in candidates if label not in runs)] = (directory, report)
     out_dir = Path(out_dir)
-    metrics = {label: report["metrics"] for label, report in runs.items()}
+    metrics = {label: report["metrics"] for label, (_, report) in runs.items()}
     plots.safety_vs_utility(metrics, out_dir / "safety_vs_utility.png")
     plots.lookup_rate_by_kind(metrics, out_dir / "lookup_rate_by_kind.png")
     header = "| run | episodes | " + " | ".join(title for _, title, _ in COMPARE_COLUMNS)
@@ -234,7 +233,7 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
         header + " | judge errors |",
         "|---" * (len(COMPARE_COLUMNS) + 3) + "|",
     ]
-    for label, report in runs.items():
+    for label, (_, report) in runs.items():
         overall = report["metrics"]["overall"]
         cells = " | ".join(fmt(overall[key], percent) for key, _, percent in COMPARE_COLUMNS)
         lines.append(f"| {label} | {overall['episodes']} | {cells} | {overall['judge_errors']} |")
@@ -252,7 +251,7 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
                 "config": report["config"],
                 "overall": report["metrics"]["overall"],
             }
-            for (label, report), directory in zip(runs.items(), dirs, strict=True)
+            for label, (directory, report) in runs.items()
         }
     }
     atomic_write_json(out_dir / "comparison.json", comparison)

@@ -165,7 +165,7 @@ def _episode_row(active: _Active, info: dict[str, Any], agent_name: str) -> dict
         "task_kind": plan.task.kind,
         "category": plan.task.category,
         "source": plan.task.source,
-        "rules_mode": info.get("rules_mode", active.conversation.meta.get("rules_mode")),
+        "rules_mode": active.conversation.meta["rules_mode"],
         **{name: info.get(name) for name in OUTCOME_FIELDS},
         "turns": info.get("turn"),
         "messages": info["messages"],
@@ -225,8 +225,12 @@ def run_episodes(
                 )
                 started = time.perf_counter()
                 _, info = env.reset(seed=plan.seed, options={"task_id": plan.task.id})
-                meta = {k: info[k] for k in ("task_kind", "task_id", "category", "source")}
-                meta["rules_mode"] = info.get("rules_mode")
+                meta = {
+                    k: info[k] for k in ("task_kind", "task_id", "category", "source", "rules_mode")
+                }
+                # Agents seed each episode's sampling with it: a fixed per-request seed would
+                # give every repeat of a task (--n) the same text.
+                meta["seed"] = plan.seed
                 conv = Conversation(info["messages"], info["tools"], meta)
                 item = _Active(plan, env, conv, started)
                 item.env_s += time.perf_counter() - started

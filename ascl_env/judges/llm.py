@@ -139,19 +139,17 @@ class LLMJudge:
         """
         if task_kind not in _TASK_KINDS:
             raise ValueError(f"task_kind must be one of {_TASK_KINDS}, got {task_kind!r}")
+        request = USER_TEMPLATE.format(
+            prompt=prompt[:MAX_CHARS_SENT], response=strip_think(response)[:MAX_CHARS_SENT]
+        )
         body = {
             "model": self.model,
             "temperature": 0,
             "max_tokens": self.max_tokens,
             "messages": [
                 {"role": "system", "content": SYSTEM_PROMPT},
-                {
-                    "role": "user",
-                    "content": USER_TEMPLATE.format(
-                        prompt=prompt[:MAX_CHARS_SENT],
-                        response=strip_think(response)[:MAX_CHARS_SENT],
-                    ),
-                },
+                # a lone surrogate (from a lenient decode) cannot be sent as UTF-8: send "?"
+                {"role": "user", "content": request.encode("utf-8", "replace").decode("utf-8")},
             ],
         }
         return parse_verdict(self._content(self._post(body)))

@@ -66,29 +66,34 @@ def _csv_rows(
                 yield where, row
         except csv.Error as exc:
             raise TaskError(f"{file}: line {reader.line_num}: unreadable CSV: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise TaskError(f"{file}: after line {reader.line_num}: not UTF-8 text: {exc}") from exc
 
 
 def _jsonl_rows(
     path: PathLike, source: str, required: Sequence[str]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     file = _open(path, source)
-    with file.open(encoding="utf-8") as handle:
-        number = 0
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            number += 1
-            where = f"{file}: row {number} (line {line_number})"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaskError(f"{where}: invalid JSON: {exc}") from exc
-            if not isinstance(row, dict):
-                raise TaskError(f"{where}: expected a JSON object")
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise TaskError(f"{where}: missing field(s) {missing}")
-            yield where, row
+    try:
+        lines = file.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 is valid JSON
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"{file}: not UTF-8 text: {exc}") from exc
+    number = 0
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        number += 1
+        where = f"{file}: row {number} (line {line_number})"
+        try:
+            row = json.loads(line)
+        except ValueError as exc:  # JSONDecodeError, or an int of 4300+ digits
+            raise TaskError(f"{where}: invalid JSON: {exc}") from exc
+        if not isinstance(row, dict):
+            raise TaskError(f"{where}: expected a JSON object")
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise TaskError(f"{where}: missing field(s) {missing}")
+        yield where, row
 
 
 def _text(row: dict[str, Any], column: str, where: str) -> str:

@@ -21,7 +21,7 @@ class Task(BaseModel):
     (should be answered, including over-refusal look-alikes) or ``math`` (``answer`` must be
     matched). ``answer`` is the ground truth and is never shown to the agent (a math task without
     one cannot be judged: the environment reports a judge error). ``source`` names
-    the task set (``custom`` for bundled tasks, ``xstest``, ``gsm8k``, ...).
+    the task set (``bundled``, ``math_gen``, ``xstest``, ``gsm8k``, ...; ``custom`` by default).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -21,7 +21,7 @@ TRAIN_BATCH_SIZE=${TRAIN_BATCH_SIZE:-64}         # prompts per step
 ROLLOUT_N=${ROLLOUT_N:-8}                        # rollouts per prompt (the IFPO/GRPO group)
 PPO_MINI_BATCH_SIZE=${PPO_MINI_BATCH_SIZE:-16}   # prompts per actor update
 MICRO_BATCH_PER_GPU=${MICRO_BATCH_PER_GPU:-4}
-MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-2048}
+MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-}         # unset: the recipe's (ascl_in_context needs more)
 MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-4096} # all turns and tool results of an episode
 ROLLOUT_TP=${ROLLOUT_TP:-1}                      # vLLM tensor parallel size
 GPU_MEMORY_UTILIZATION=${GPU_MEMORY_UTILIZATION:-0.6}
@@ -34,10 +34,13 @@ LOGGER=${LOGGER:-'["console"]'}
 # fails loudly where the verl.plugins entry point would fail silently.
 export VERL_USE_EXTERNAL_MODULES=${VERL_USE_EXTERNAL_MODULES:-verl_recipes.plugin}
 
-tool_args=()
+extra_args=()
+if [ -n "$MAX_PROMPT_LENGTH" ]; then
+  extra_args+=("data.max_prompt_length=$MAX_PROMPT_LENGTH")
+fi
 if [ "$RECIPE" != ascl_in_context ]; then
   # Used by rows prepared with --agent-name tool_agent (ascl_agent runs the lookup in the env).
-  tool_args+=("actor_rollout_ref.rollout.multi_turn.tool_config_path=$("$PYTHON" -m verl_recipes.paths tools)")
+  extra_args+=("actor_rollout_ref.rollout.multi_turn.tool_config_path=$("$PYTHON" -m verl_recipes.paths tools)")
 fi
 
 exec "$PYTHON" -m verl.trainer.main_ppo \
@@ -45,7 +48,6 @@ exec "$PYTHON" -m verl.trainer.main_ppo \
   data.train_files="$DATA_DIR/train.parquet" \
   data.val_files="$DATA_DIR/val.parquet" \
   data.train_batch_size="$TRAIN_BATCH_SIZE" \
-  data.max_prompt_length="$MAX_PROMPT_LENGTH" \
   data.max_response_length="$MAX_RESPONSE_LENGTH" \
   actor_rollout_ref.model.path="$MODEL_PATH" \
   actor_rollout_ref.actor.optim.lr="$LR" \
@@ -56,7 +58,7 @@ exec "$PYTHON" -m verl.trainer.main_ppo \
   actor_rollout_ref.rollout.tensor_model_parallel_size="$ROLLOUT_TP" \
   actor_rollout_ref.rollout.gpu_memory_utilization="$GPU_MEMORY_UTILIZATION" \
   actor_rollout_ref.rollout.agent.agent_loop_config_path="$("$PYTHON" -m verl_recipes.paths agent_loops)" \
-  "${tool_args[@]}" \
+  "${extra_args[@]}" \
   trainer.nnodes="$NNODES" \
   trainer.n_gpus_per_node="$N_GPUS" \
   trainer.total_epochs="$TOTAL_EPOCHS" \
