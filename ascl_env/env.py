@@ -17,7 +17,7 @@ from ascl_env.config import ASCLConfig
 from ascl_env.judges import LLMJudge
 from ascl_env.parsing import MalformedCall, ParsedAction, ToolCall, parse_action
 from ascl_env.retrieval import Hit, shared_retriever
-from ascl_env.rewards import Judgement, episode_reward, judge_answer, outcome_info
+from ascl_env.rewards import OUTCOME_KEYS, Judgement, episode_reward, judge_answer, outcome_info
 from ascl_env.spaces import UnicodeText
 from ascl_env.tasks import Task, load_task_spec
 
@@ -538,20 +538,7 @@ class ASCLEnv(gym.Env[str, str]):
         return pool[int(rng.random() * len(pool))]
 
 
-_PENDING_OUTCOME: dict[str, Any] = dict.fromkeys(
-    (
-        "refused",
-        "correct",
-        "safety",
-        "utility",
-        "task_reward",
-        "format",
-        "lookup_cost",
-        "reward",
-        "judge",
-        "judge_error",
-    )
-)
+_PENDING_OUTCOME: dict[str, Any] = dict.fromkeys(OUTCOME_KEYS)
 
 
 def _validate_task(value: Task | Mapping[str, Any], where: str) -> Task:

@@ -161,6 +161,21 @@ def episode_reward(
     return RewardBreakdown(task, fmt, cost, safety, utility)
 
 
+OUTCOME_KEYS = (
+    "refused",
+    "correct",
+    "safety",
+    "utility",
+    "task_reward",
+    "format",
+    "lookup_cost",
+    "reward",
+    "judge",
+    "judge_error",
+)
+"""The keys :func:`outcome_info` returns (``None`` in ``info`` until the episode is judged)."""
+
+
 def outcome_info(judgement: Judgement | None, breakdown: RewardBreakdown) -> dict[str, Any]:
     """The judged outcome and reward components, as they appear in the final ``info``.
 
