@@ -13,6 +13,8 @@ each and the ratios IFPO / grpo_vectorized and IFPO / grpo.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import statistics
 import time
 import uuid
@@ -26,6 +28,29 @@ import verl_recipes.ifpo_estimator  # noqa: F401  registers "ifpo" even where en
 
 SHAPES = ((1024, 4096), (8192, 1024))
 GROUP_SIZES = (8, 16)
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed large blocks in the heap instead of returning them to the OS.
+
+    By default a block above glibc's mmap threshold (the 4-16 MB tensors here) is mmapped on
+    allocation and unmapped on free, so every call page-faults its outputs in afresh. On a VM
+    that reclaims memory that cost is large and erratic: without this, timings here jump between
+    two levels (e.g. grpo_vectorized 7 or 21 ms) from round to round. A caching allocator (CUDA's,
+    or jemalloc/tcmalloc on CPU) behaves like this setting. Returns False where it is unavailable.
+    """
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
+    )
 
 
 def make_batch(
@@ -92,8 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--rounds", type=int, default=21)
-    parser.add_argument("--grpo-every", type=int, default=4, help="time loop-based grpo less")
+    parser.add_argument("--grpo-every", type=int, default=1, help="time loop-based grpo less")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="leave glibc's malloc settings alone (see keep_freed_memory)",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but torch.cuda.is_available() is False")
@@ -103,7 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     name = (
         torch.cuda.get_device_name() if args.device == "cuda" else f"cpu x{torch.get_num_threads()}"
     )
-    print(f"device: {name}, torch {torch.__version__}, rounds {args.rounds}")
+    malloc = "glibc defaults"
+    if args.device == "cpu" and not args.system_malloc:
+        malloc = "freed memory kept" if keep_freed_memory() else "glibc defaults (mallopt failed)"
+    print(f"device: {name}, torch {torch.__version__}, rounds {args.rounds}, malloc: {malloc}")
     header = f"{'batch':>12} {'G':>3} {'grpo ms':>9} {'grpo_vec ms':>12} {'ifpo ms':>9}"
     print(header + f" {'ifpo/grpo_vec':>14} {'ifpo/grpo':>10}")
     for bs, length in SHAPES:

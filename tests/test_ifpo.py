@@ -270,6 +270,19 @@ def test_lookup_counts_match_run_length_reference(rows):
     assert lookup_counts_from_mask(torch.tensor(rows)).tolist() == [reference(r) for r in rows]
 
 
+def test_lookup_counts_long_dense_and_strided_masks():
+    # Every 8-column word full of run starts (alternating 1, 0) and full of ones; widths that are
+    # and are not multiples of 8; a non-contiguous view; integer values other than 1.
+    for width in (4096, 4093):
+        alternating = (torch.arange(width) % 2 == 0).long()
+        assert lookup_counts_from_mask(alternating[None]).item() == (width + 1) // 2 - 1
+        assert lookup_counts_from_mask(torch.ones(3, width, dtype=torch.int64)).tolist() == [0] * 3
+    mask = torch.tensor([[1, 0, 1, 0, 1], [0, 2, 0, 0, 3]]).t().contiguous().t()
+    assert not mask.is_contiguous()
+    assert lookup_counts_from_mask(mask).tolist() == [2, 1]
+    assert lookup_counts_from_mask(torch.zeros(3, 0)).tolist() == [0, 0, 0]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -298,10 +311,25 @@ def test_invalid_inputs_are_named():
         compute_ifpo_advantages(torch.tensor([1, 0]), [0, 0], [0, 1])
     with pytest.raises(ValueError, match="scores must be a 1-D tensor"):
         compute_ifpo_advantages(torch.zeros(2, 3), [0, 0], [0, 1])
-    with pytest.raises(ValueError, match="mutually comparable"):
-        compute_ifpo_advantages(torch.zeros(2), np.array(["a", 1], dtype=object), [0, 1])
+    unhashable = np.empty(2, dtype=object)
+    unhashable[0], unhashable[1] = ["a"], ["b"]
+    with pytest.raises(ValueError, match="group_ids must be hashable"):
+        compute_ifpo_advantages(torch.zeros(2), unhashable, [0, 1])
     with pytest.raises(ValueError, match="response_mask must be a 2-D"):
         lookup_counts_from_mask(torch.ones(5))
+
+
+def test_group_ids_of_any_hashable_kind_form_the_same_groups():
+    scores = torch.tensor([1.0, 0.0, 0.5, 2.0, 1.0, 0.0])
+    modes = [1, 0, 0, 1, 0, 1]
+    expected = compute_ifpo_advantages(scores, torch.tensor([0, 0, 1, 1, 2, 2]), modes)
+    for ids in (
+        np.array(["b", "b", "a", "a", 7, 7], dtype=object),  # mixed types: equal ids group
+        ["x", "x", "y", "y", "z", "z"],
+        np.array([9, 9, 3, 3, 5, 5]),
+        np.array(["u2", "u2", "u1", "u1", "u0", "u0"]),  # numpy str dtype, not object
+    ):
+        torch.testing.assert_close(compute_ifpo_advantages(scores, ids, modes), expected)
 
 
 def test_dynamics_study_tiny_run(tmp_path):

@@ -118,8 +118,10 @@ def compute_ifpo_advantage(
             eps=EPSILON,
         )
         # Same values and dtype as GRPO's ``scores.unsqueeze(-1) * response_mask`` for a 0/1 mask.
+        # A 0-dim tensor as the fill value: torch.where with a Python scalar is ~1.5x slower on CPU.
         dtype = torch.promote_types(scores.dtype, response_mask.dtype)
-        advantages = torch.where(model_tokens, advantages.to(dtype).unsqueeze(-1), 0)
+        advantages = advantages.to(dtype)
+        advantages = torch.where(model_tokens, advantages.unsqueeze(-1), advantages.new_zeros(()))
     return advantages, advantages
 
 
