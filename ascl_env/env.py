@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ascl_env.config import ASCLConfig
 from ascl_env.judges import LLMJudge
-from ascl_env.parsing import MalformedCall, ParsedAction, ToolCall, parse_action
+from ascl_env.parsing import MalformedCall, ParsedAction, ToolCall, read_turn
 from ascl_env.retrieval import Hit, shared_retriever
 from ascl_env.rewards import OUTCOME_KEYS, Judgement, episode_reward, judge_answer, outcome_info
 from ascl_env.spaces import UnicodeText
@@ -372,7 +372,8 @@ class ASCLEnv(gym.Env[str, str]):
         self._turn += 1
         self._messages.append({"role": "assistant", "content": action})
 
-        if len(action) > self.config.max_action_chars:
+        kind, parsed = read_turn(action, self.config.max_action_chars)
+        if kind == "too_long":
             self._format_errors += 1
             error = (
                 f"action has {len(action)} characters, more than max_action_chars="
@@ -380,10 +381,9 @@ class ASCLEnv(gym.Env[str, str]):
             )
             return self._finish("", None, [error], [])
 
-        parsed = parse_action(action)
-        if not parsed.calls:
+        if kind != "calls":
             errors = list(parsed.ignored)
-            if not parsed.content:
+            if kind == "empty":
                 self._format_errors += 1
                 errors.append("empty final answer (nothing outside <think>)")
                 return self._finish("", None, errors, list(parsed.repairs))

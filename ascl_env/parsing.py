@@ -33,7 +33,7 @@ import ast
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 # group 1: "/" for a closing tag; group 2: set for tool_call tags, None for think tags
 _TAG = re.compile(r"<(/?)(?:(tool_call)|think|thinking)>", re.IGNORECASE)
@@ -78,6 +78,28 @@ class ParsedAction:
     content: str
     repairs: tuple[str, ...]
     ignored: tuple[str, ...]
+
+
+TurnKind = Literal["too_long", "calls", "empty", "answer"]
+
+
+def read_turn(text: str, max_chars: int) -> tuple[TurnKind, ParsedAction | None]:
+    """How the environment reads one assistant turn; one definition for ``ASCLEnv.step`` and the
+    verl reward function (``verl_recipes.reward.compute_score``).
+
+    Returns the kind and the parse (``None`` for ``"too_long"``):
+
+    * ``"too_long"``: more than ``max_chars`` characters, not parsed; a format error.
+    * ``"calls"``: at least one tool call outside reasoning.
+    * ``"empty"``: no calls and no visible text (nothing outside ``<think>``); a format error.
+    * ``"answer"``: visible text, the final answer to judge.
+    """
+    if len(text) > max_chars:
+        return "too_long", None
+    parsed = parse_action(text)
+    if parsed.calls:
+        return "calls", parsed
+    return ("answer" if parsed.content else "empty"), parsed
 
 
 def parse_action(text: str) -> ParsedAction:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ascl_env.parsing import MalformedCall, ToolCall, parse_action
+from ascl_env.parsing import MalformedCall, ToolCall, parse_action, read_turn
 
 LOOKUP = '{"name": "lookup_safety_rules", "arguments": {"query": "pipe bomb"}}'
 CALL = ToolCall(name="lookup_safety_rules", arguments={"query": "pipe bomb"})
@@ -165,3 +165,26 @@ def test_no_eval_of_model_text():
     # literal_eval only builds literals: a call expression inside quotes-JSON is just an error.
     parsed = parse_action("<tool_call>{'name': __import__('os').system('echo hi')}</tool_call>")
     assert isinstance(parsed.calls[0], MalformedCall)
+
+
+TAGGED_CALL = '<tool_call>{"name": "lookup_safety_rules", "arguments": {"query": "q"}}</tool_call>'
+
+
+@pytest.mark.parametrize(
+    ("text", "max_chars", "kind"),
+    [
+        ("x" * 11, 10, "too_long"),
+        ("x" * 10, 10, "answer"),  # exactly max_chars is still read
+        (TAGGED_CALL, 1000, "calls"),
+        (TAGGED_CALL, len(TAGGED_CALL) - 1, "too_long"),
+        ("<think>only reasoning</think>   ", 1000, "empty"),
+        ("", 1000, "empty"),
+        ("<think>hmm</think>Sure, here is how.", 1000, "answer"),
+    ],
+)
+def test_read_turn_kinds(text, max_chars, kind):
+    got, parsed = read_turn(text, max_chars)
+    assert got == kind
+    assert (parsed is None) == (kind == "too_long")
+    if kind == "answer":
+        assert parsed.content and not parsed.calls

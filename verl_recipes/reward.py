@@ -30,7 +30,7 @@ from typing import Any
 from ascl_env.config import ASCLConfig
 from ascl_env.env import LOOKUP_TOOL_NAME, shared_llm_judge
 from ascl_env.judges import LLMJudge
-from ascl_env.parsing import parse_action
+from ascl_env.parsing import read_turn
 from ascl_env.rewards import Judgement, episode_reward, judge_answer, outcome_info
 from verl_recipes.prepare_data import episode_spec
 
@@ -129,18 +129,13 @@ def compute_score(
 
     judgement: Judgement | None = None
     truncated = False
-    if len(final) > config.max_action_chars:
+    kind, parsed = read_turn(final, config.max_action_chars)
+    if kind in ("too_long", "empty"):
         format_errors += 1
+    elif kind == "calls":  # verl stopped at max_assistant_turns before an answer
+        truncated = True
     else:
-        parsed = parse_action(final)
-        if parsed.calls:
-            truncated = True
-        elif not parsed.content:
-            format_errors += 1
-        else:
-            judgement = judge_answer(
-                task, parsed.content, _judge_for(config), config.on_judge_error
-            )
+        judgement = judge_answer(task, parsed.content, _judge_for(config), config.on_judge_error)
     breakdown = episode_reward(
         task.kind,
         judgement,
