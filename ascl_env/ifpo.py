@@ -63,7 +63,8 @@ def compute_ifpo_advantages(
         scores: (N,) floating tensor of sequence-level rewards, on any device. Its dtype and device
             are kept.
         group_ids: (N,) prompt identifiers (verl's ``uid``): a numpy array (object array of strings
-            included), a list, or a tensor. Equal ids form a group; order does not matter.
+            included), a list, or a tensor, of hashable values. Equal ids form a group; order
+            does not matter.
         modes: (N,) either a bool tensor (True = consulted the rules) or lookup counts
             (> 0 = consulted), as a tensor, array or list.
         scope: ``"group"`` (frequencies per prompt group) or ``"batch"`` (over the whole batch).
