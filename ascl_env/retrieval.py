@@ -64,10 +64,25 @@ try:
 except ImportError:  # stemming is optional: without PyStemmer, tokens are left unstemmed
     Stemmer = None
 
-__all__ = ["BM25Retriever", "Backend", "Hit", "STEMMING_AVAILABLE", "shared_retriever", "tokenize"]
+try:  # the optional C accelerator (setup.py builds it when a C compiler is available)
+    from ascl_env import _bm25_kernel
+except ImportError:
+    _bm25_kernel = None
+
+__all__ = [
+    "BM25Retriever",
+    "Backend",
+    "Hit",
+    "KERNEL_AVAILABLE",
+    "STEMMING_AVAILABLE",
+    "shared_retriever",
+    "tokenize",
+]
 
 Backend = Literal["bm25s", "rank_bm25"]
 STEMMING_AVAILABLE = Stemmer is not None
+# Whether the C scoring kernel (ascl_env._bm25_kernel) was built with the package.
+KERNEL_AVAILABLE = _bm25_kernel is not None
 
 _TOKEN = re.compile(r"\w\w+")  # the default token pattern of bm25s and scikit-learn
 _STOPWORDS = frozenset(STOPWORDS_EN)
@@ -141,6 +156,10 @@ class BM25Retriever:
         k1, b: BM25 term-frequency saturation and length normalisation.
         stem: stem tokens when PyStemmer is installed (see :attr:`stemmed`).
         max_query_chars: longer queries are truncated to this many characters.
+        accelerate: bm25s backend only. ``None`` (default) scores with the C kernel when it was
+            built (:data:`KERNEL_AVAILABLE`), else with numpy; ``True`` requires the kernel
+            (``RuntimeError`` if it was not built); ``False`` always uses numpy. Both paths give
+            the same hits with bit-identical scores (see :attr:`accelerated`).
     """
 
     def __init__(
@@ -152,6 +171,7 @@ class BM25Retriever:
         b: float = 0.75,
         stem: bool = True,
         max_query_chars: int = 4096,
+        accelerate: bool | None = None,
     ) -> None:
         if not isinstance(rule_base, RuleBase):
             raise TypeError(f"rule_base must be a RuleBase, got {type(rule_base).__name__}")
@@ -161,6 +181,15 @@ class BM25Retriever:
             raise TypeError("max_query_chars must be an int")
         if max_query_chars <= 0:
             raise ValueError(f"max_query_chars must be positive, got {max_query_chars}")
+        if accelerate not in (None, True, False):
+            raise TypeError(f"accelerate must be None, True or False, got {accelerate!r}")
+        if accelerate and backend != "bm25s":
+            raise ValueError("accelerate=True needs backend='bm25s'")
+        if accelerate and _bm25_kernel is None:
+            raise RuntimeError(
+                "accelerate=True but the C kernel ascl_env._bm25_kernel was not built (it needs a C"
+                " compiler when the package is installed); use accelerate=None or False"
+            )
         self.rule_base = rule_base
         self.backend: Backend = backend
         self.max_query_chars = max_query_chars
@@ -173,9 +202,20 @@ class BM25Retriever:
             ids = [[self._vocab[t] for t in doc] for doc in corpus]
             self._bm25s = bm25s.BM25(k1=k1, b=b, method="lucene")
             self._bm25s.index((ids, self._vocab), create_empty_token=False, show_progress=False)
-            # Row 0 is all zeros, row n is term n - 1: indexed by term numbers (see _term_numbers)
-            self._dense = _dense_scores(self._bm25s.scores)
             self._word_terms = _WordTerms(self._vocab, self.stemmed)
+            self._kernel = None
+            self._dense = None
+            if accelerate is not False and _bm25_kernel is not None:
+                index = self._bm25s.scores
+                self._kernel = _bm25_kernel.Index(
+                    np.ascontiguousarray(index["indptr"], dtype=np.int64),
+                    np.ascontiguousarray(index["indices"], dtype=np.int32),
+                    np.ascontiguousarray(index["data"], dtype=np.float32),
+                    index["num_docs"],
+                )
+            else:
+                # Row 0 is zeros, row n is term n - 1: indexed by term numbers (_term_numbers)
+                self._dense = _dense_scores(self._bm25s.scores)
         else:
             self._okapi = BM25Okapi(corpus, k1=k1, b=b)
             # rank_bm25 can give a matching term an IDF <= 0, so matches are found by postings
@@ -184,6 +224,11 @@ class BM25Retriever:
                 for token in dict.fromkeys(doc):
                     postings.setdefault(token, []).append(index)
             self._postings = {t: np.array(docs) for t, docs in postings.items()}
+
+    @property
+    def accelerated(self) -> bool:
+        """Whether searches use the C kernel (bm25s backend, see ``accelerate``)."""
+        return self.backend == "bm25s" and self._kernel is not None
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -243,6 +288,10 @@ class BM25Retriever:
         return [_hit(rules[i], float(scores[i])) for i in _top_k(scores, matches, k)]
 
     def _search_bm25s(self, query: str, k: int) -> list[Hit]:
+        kernel = self._kernel
+        if kernel is not None:
+            rules = self._rules
+            return [_hit(rules[i], s) for i, s in kernel.top_k(self._term_numbers(query), k)]
         numbers = self._term_numbers(query)
         if not numbers:
             return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 import ascl_env.retrieval as retrieval
 from ascl_env.retrieval import (
+    KERNEL_AVAILABLE,
     STEMMING_AVAILABLE,
     BM25Retriever,
     Hit,
@@ -23,6 +25,10 @@ from ascl_env.retrieval import (
 from ascl_env.rules import Rule, RuleBase
 
 BACKENDS = ["bm25s", "rank_bm25"]
+# (backend, accelerate): the bm25s backend is tested on its C kernel (when built) and on numpy
+VARIANTS = [("bm25s", None), ("bm25s", False), ("rank_bm25", None)]
+VARIANT_IDS = ["bm25s", "bm25s-numpy", "rank_bm25"]
+needs_kernel = pytest.mark.skipif(not KERNEL_AVAILABLE, reason="the C kernel was not built")
 
 
 def labelled() -> list[dict]:
@@ -35,9 +41,15 @@ def rule_base() -> RuleBase:
     return RuleBase.load()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=VARIANTS, ids=VARIANT_IDS)
 def retriever(request, rule_base) -> BM25Retriever:
-    return BM25Retriever(rule_base, request.param)
+    backend, accelerate = request.param
+    return BM25Retriever(rule_base, backend, accelerate=accelerate)
+
+
+def numpy_retriever(rule_base: RuleBase, **kwargs) -> BM25Retriever:
+    """A bm25s retriever on the numpy path (what the tests of its internals need)."""
+    return BM25Retriever(rule_base, "bm25s", accelerate=False, **kwargs)
 
 
 def make_base(*texts: str) -> RuleBase:
@@ -151,22 +163,24 @@ def test_scores_differ_between_backends_but_both_are_bm25(rule_base):
 # --- determinism -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_ties_break_by_rule_order(backend):
+@pytest.mark.parametrize(("backend", "accelerate"), VARIANTS, ids=VARIANT_IDS)
+def test_ties_break_by_rule_order(backend, accelerate):
     base = make_base("apple banana", "cherry", "apple banana", "apple banana", "durian")
-    hits = BM25Retriever(base, backend).search("apple", k=10)
+    retriever = BM25Retriever(base, backend, accelerate=accelerate)
+    hits = retriever.search("apple", k=10)
     assert [h.rule.id for h in hits] == ["r0", "r2", "r3"]
     assert len({h.score for h in hits}) == 1
-    assert [h.rule.id for h in BM25Retriever(base, backend).search("apple", k=2)] == ["r0", "r2"]
+    assert [h.rule.id for h in retriever.search("apple", k=2)] == ["r0", "r2"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_ties_at_the_kth_place_keep_rule_order_in_a_large_base(backend, monkeypatch):
+@pytest.mark.parametrize(("backend", "accelerate"), VARIANTS, ids=VARIANT_IDS)
+def test_ties_at_the_kth_place_keep_rule_order_in_a_large_base(backend, accelerate, monkeypatch):
     # more matching rules than the sort-everything threshold: exercises the partition path
     monkeypatch.setattr(retrieval, "_SORT_ALL_BELOW", 4)
     texts = ["kiwi" if i % 3 == 0 else "kiwi mango" for i in range(60)]
     # unrelated rules keep "kiwi" in fewer than half of the rules, so its IDF is positive
-    retriever = BM25Retriever(make_base(*texts, *(f"filler{i}" for i in range(100))), backend)
+    base = make_base(*texts, *(f"filler{i}" for i in range(300)))  # > 256 rules: heap buffers
+    retriever = BM25Retriever(base, backend, accelerate=accelerate)
     # the shorter "kiwi" rules score higher; equal scores keep rule order
     short = [f"r{i}" for i in range(60) if i % 3 == 0]
     long = [f"r{i}" for i in range(60) if i % 3 != 0]
@@ -176,9 +190,9 @@ def test_ties_at_the_kth_place_keep_rule_order_in_a_large_base(backend, monkeypa
 
 def test_repeated_and_independent_searches_are_identical(rule_base):
     queries = [r["query"] for r in labelled()]
-    for backend in BACKENDS:
-        first = BM25Retriever(rule_base, backend).search_batch(queries)
-        second = BM25Retriever(rule_base, backend).search_batch(queries)
+    for backend, accelerate in VARIANTS:
+        first = BM25Retriever(rule_base, backend, accelerate=accelerate).search_batch(queries)
+        second = BM25Retriever(rule_base, backend, accelerate=accelerate).search_batch(queries)
         assert first == second
 
 
@@ -190,13 +204,13 @@ def test_batch_equals_single(retriever):
 
 def test_batch_chunks_give_the_same_results(rule_base, monkeypatch):
     queries = [r["query"] for r in labelled()]
-    whole = BM25Retriever(rule_base, "bm25s").search_batch(queries)
+    whole = numpy_retriever(rule_base).search_batch(queries)
     monkeypatch.setattr(retrieval, "_BATCH_CHUNK", 7)
-    assert BM25Retriever(rule_base, "bm25s").search_batch(queries) == whole
+    assert numpy_retriever(rule_base).search_batch(queries) == whole
 
 
 def test_dense_scores_are_bit_identical_to_bm25s_get_scores(rule_base):
-    retriever = BM25Retriever(rule_base, "bm25s")
+    retriever = numpy_retriever(rule_base)
     assert retriever._dense is not None
     for row in labelled():
         numbers = retriever._term_numbers(row["query"])
@@ -215,23 +229,25 @@ def test_dense_scores_are_bit_identical_on_small_bases_and_long_queries(n_rules)
     base = make_base(
         *(" ".join(rng.choice(words, size=rng.integers(1, 40))) for _ in range(n_rules))
     )
-    retriever = BM25Retriever(base, "bm25s")
+    retriever = numpy_retriever(base)
+    fast = BM25Retriever(base, "bm25s")
     for _ in range(100):
         query = " ".join(rng.choice(words, size=rng.integers(1, 60)))
         numbers = retriever._term_numbers(query)
         expected = retriever._bm25s.get_scores_from_ids([n - 1 for n in numbers])
         scores = retriever._dense_sum(numbers) if retriever._dense is not None else expected
         assert np.array_equal(scores, expected)
-        hits = retriever.search(query, k=n_rules)
-        assert [h.score for h in hits] == sorted(expected[expected > 0].tolist(), reverse=True)
+        for searcher in (retriever, fast):  # numpy path and (when built) the C kernel
+            hits = searcher.search(query, k=n_rules)
+            assert [h.score for h in hits] == sorted(expected[expected > 0].tolist(), reverse=True)
 
 
 @pytest.mark.parametrize("k", [3, 20])  # k argmax passes / partition and sort
 def test_large_base_path_gives_the_same_results(rule_base, monkeypatch, k):
     queries = [r["query"] for r in labelled()]
-    dense = BM25Retriever(rule_base, "bm25s")
+    dense = numpy_retriever(rule_base)
     monkeypatch.setattr(retrieval, "_DENSE_MAX_CELLS", 0)
-    sparse = BM25Retriever(rule_base, "bm25s")
+    sparse = numpy_retriever(rule_base)
     assert sparse._dense is None
     assert sparse.search_batch(queries, k=k) == dense.search_batch(queries, k=k)
     assert [sparse.search(q, k=k) for q in queries] == [dense.search(q, k=k) for q in queries]
@@ -240,7 +256,8 @@ def test_large_base_path_gives_the_same_results(rule_base, monkeypatch, k):
 @pytest.mark.parametrize("k", [1, 2, 3, 16, 17, 50])
 def test_top_k_selection_paths_agree_with_a_full_sort(rule_base, k):
     # k <= _ARGMAX_MAX_K picks by argmax passes, larger k by partition and stable sort
-    retriever = BM25Retriever(rule_base, "bm25s")
+    retriever = numpy_retriever(rule_base)
+    fast = BM25Retriever(rule_base, "bm25s")  # the C kernel selects by its own passes or a sort
     for row in labelled():
         numbers = retriever._term_numbers(row["query"])
         if not numbers:
@@ -249,10 +266,11 @@ def test_top_k_selection_paths_agree_with_a_full_sort(rule_base, k):
         expected = sorted(
             (i for i, s in enumerate(scores) if s > 0), key=lambda i: (-scores[i], i)
         )[:k]
-        hits = retriever.search(row["query"], k=k)
-        assert [(h.rule.id, h.score) for h in hits] == [
-            (rule_base.rules[i].id, scores[i]) for i in expected
-        ]
+        for searcher in (retriever, fast):
+            hits = searcher.search(row["query"], k=k)
+            assert [(h.rule.id, h.score) for h in hits] == [
+                (rule_base.rules[i].id, scores[i]) for i in expected
+            ]
 
 
 # --- the bm25s query path: word -> term numbers ------------------------------------------------
@@ -384,6 +402,7 @@ def test_query_without_known_terms_returns_nothing(retriever):
 def test_k_larger_than_the_base_returns_every_matching_rule(retriever, rule_base):
     hits = retriever.search("refuse allowed", k=10_000)
     assert len(hits) == len(rule_base)  # every bundled rule says both
+    assert retriever.search("refuse allowed", k=10**30) == hits  # beyond any C integer
     small = BM25Retriever(
         make_base("alpha beta", "beta", "gamma", "delta", "eta"), retriever.backend
     )
@@ -436,6 +455,8 @@ def test_enormous_queries_are_truncated_not_fatal(rule_base):
         ({"backend": "faiss"}, ValueError, "unknown backend 'faiss'"),
         ({"max_query_chars": 0}, ValueError, "max_query_chars must be positive"),
         ({"max_query_chars": 10.0}, TypeError, "max_query_chars must be an int"),
+        ({"accelerate": "yes"}, TypeError, "accelerate must be None, True or False"),
+        ({"backend": "rank_bm25", "accelerate": True}, ValueError, "needs backend='bm25s'"),
     ],
 )
 def test_bad_constructor_arguments(rule_base, kwargs, error, pattern):
@@ -476,7 +497,119 @@ _PROPERTY_RETRIEVERS: list[BM25Retriever] = []
 def _property_retrievers() -> list[BM25Retriever]:
     if not _PROPERTY_RETRIEVERS:
         _PROPERTY_RETRIEVERS.extend(shared_retriever(backend=b) for b in BACKENDS)
+        _PROPERTY_RETRIEVERS.append(numpy_retriever(RuleBase.load()))
     return _PROPERTY_RETRIEVERS
+
+
+# --- the C kernel (optional accelerator of the bm25s backend) ----------------------------------
+
+
+def test_kernel_is_used_by_default_when_built(rule_base):
+    assert BM25Retriever(rule_base).accelerated is KERNEL_AVAILABLE
+    assert not numpy_retriever(rule_base).accelerated
+    assert not BM25Retriever(rule_base, "rank_bm25").accelerated
+
+
+@pytest.mark.skipif(
+    os.environ.get("ASCL_REQUIRE_KERNEL") != "1", reason="set ASCL_REQUIRE_KERNEL=1 (CI does)"
+)
+def test_kernel_was_built_where_required():
+    # the extension is optional at install time; CI sets ASCL_REQUIRE_KERNEL=1 so a failed build
+    # cannot pass unnoticed as a silent fallback to numpy
+    assert KERNEL_AVAILABLE, "ascl_env._bm25_kernel is not importable (was a C compiler found?)"
+
+
+def test_accelerate_true_without_the_kernel_is_a_clear_error(rule_base, monkeypatch):
+    monkeypatch.setattr(retrieval, "_bm25_kernel", None)
+    with pytest.raises(RuntimeError, match="C kernel ascl_env._bm25_kernel was not built"):
+        BM25Retriever(rule_base, accelerate=True)
+    assert not BM25Retriever(rule_base).accelerated  # the default falls back to numpy
+
+
+@needs_kernel
+@pytest.mark.parametrize("k", [1, 2, 3, 16, 17, 50, 500])
+def test_kernel_equals_numpy_on_the_labelled_queries(rule_base, k):
+    queries = [r["query"] for r in labelled()] + ["", "the of", "réglementation des armes"]
+    fast = BM25Retriever(rule_base, accelerate=True)
+    slow = numpy_retriever(rule_base)
+    expected = [slow.search(q, k=k) for q in queries]
+    assert [fast.search(q, k=k) for q in queries] == expected
+    assert fast.search_batch(queries, k=k) == expected
+
+
+@needs_kernel
+@settings(max_examples=60, deadline=None)
+@given(
+    texts=st.lists(
+        st.lists(st.sampled_from("ant bee cat dog eel fox gnu hen".split()), max_size=30).map(
+            " ".join
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    query=st.lists(st.sampled_from("ant bee cat dog eel fox gnu hen yak".split()), max_size=40),
+    k=st.integers(1, 40),
+)
+def test_kernel_equals_numpy_on_random_rule_bases(texts, query, k):
+    # few words, many repeats: ties and long float32 sums everywhere; up to 300 rules crosses
+    # the kernel's stack/heap buffer boundary (256)
+    base = make_base(*(t or "zzz" for t in texts))
+    fast, slow = BM25Retriever(base, accelerate=True), numpy_retriever(base)
+    text = " ".join(query)
+    assert fast.search(text, k=k) == slow.search(text, k=k)
+
+
+@needs_kernel
+def test_kernel_equals_the_sparse_numpy_path_on_a_large_base(monkeypatch):
+    rng = np.random.default_rng(7)
+    words = [f"w{i}" for i in range(400)]
+    base = make_base(*(" ".join(rng.choice(words, size=40)) for _ in range(3000)))
+    fast = BM25Retriever(base, accelerate=True)
+    monkeypatch.setattr(retrieval, "_DENSE_MAX_CELLS", 0)
+    slow = numpy_retriever(base)  # bm25s's get_scores_from_ids
+    queries = [" ".join(rng.choice(words, size=rng.integers(1, 12))) for _ in range(60)]
+    for k in (1, 3, 20, 5000):
+        assert [fast.search(q, k=k) for q in queries] == [slow.search(q, k=k) for q in queries]
+
+
+@needs_kernel
+def test_kernel_index_rejects_bad_arrays():
+    from ascl_env._bm25_kernel import Index
+
+    indptr = np.array([0, 2, 3], dtype=np.int64)
+    indices = np.array([0, 1, 1], dtype=np.int32)
+    data = np.array([0.5, 1.5, 2.0], dtype=np.float32)
+    index = Index(indptr, indices, data, 2)
+    assert (index.n_terms, index.n_docs) == (2, 2)
+    assert index.top_k([1, 0, 2], 5) == [(1, 3.5), (0, 0.5)]
+    bad = [
+        ((indptr.astype(np.int32), indices, data, 2), TypeError, "indptr must be a contiguous"),
+        ((indptr, indices.astype(np.int64), data, 2), TypeError, "indices must be a contiguous"),
+        ((indptr, indices, data.astype(np.float64), 2), TypeError, "data must be a contiguous"),
+        ((indptr, indices, data[:2], 2), ValueError, "indices has 3 entries but data has 2"),
+        ((indptr[::-1].copy(), indices, data, 2), ValueError, "indptr must start at 0"),
+        ((np.array([0, 3, 2, 3]), indices, data, 2), ValueError, "indptr decreases at position 2"),
+        ((indptr, np.array([0, 2, 1], np.int32), data, 2), ValueError, r"indices\[1\] = 2"),
+        ((indptr, indices, np.array([0.5, 0, 1], np.float32), 2), ValueError, r"data\[1\] is"),
+        ((indptr, indices, np.array([0.5, np.nan, 1], np.float32), 2), ValueError, "finite"),
+        ((indptr, indices, np.array([np.inf, 1, 1], np.float32), 2), ValueError, "finite"),
+        ((indptr, indices, data, -1), ValueError, "n_docs must be in"),
+    ]
+    for args, error, pattern in bad:
+        with pytest.raises(error, match=pattern):
+            Index(*args)
+    with pytest.raises(TypeError, match="numbers must be a list of int, got tuple"):
+        index.top_k((1,), 3)
+    with pytest.raises(TypeError, match=r"numbers\[1\] must be an int, got str"):
+        index.top_k([1, "2"], 3)
+    with pytest.raises(IndexError, match=r"numbers\[0\] = 3 is not a term number in \[0, 2\]"):
+        index.top_k([3], 3)
+    with pytest.raises(IndexError, match="= -1 is not a term number"):
+        index.top_k([-1], 3)
+    with pytest.raises(ValueError, match="k must be positive, got 0"):
+        index.top_k([1], 0)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        Index.__new__(Index).top_k([1], 1)
 
 
 # --- threads -----------------------------------------------------------------------------------
