@@ -3,8 +3,11 @@
 Two backends share one tokenizer (:func:`tokenize`) and one ranking contract:
 
 * ``"bm25s"`` (default): the index is built once by ``bm25s`` (Lucene BM25). A query is mapped to
-  token ids of the index vocabulary and scored against bm25s's precomputed score matrix — with
-  ``BM25.get_scores_from_ids``, or, when the matrix is small (up to 4M cells, e.g. the bundled
+  token ids of the index vocabulary and scored against bm25s's precomputed score matrix. When the
+  optional C kernel ``ascl_env._bm25_kernel`` was built (:data:`KERNEL_AVAILABLE`; see the
+  ``accelerate`` argument), one call adds the query terms' postings in query order and selects the
+  top k, with scores bit-identical to ``BM25.get_scores_from_ids``. Otherwise numpy scores it —
+  with ``BM25.get_scores_from_ids``, or, when the matrix is small (up to 4M cells, e.g. the bundled
   rule base), by summing rows of a dense copy of it, which gives bit-identical scores without a
   per-token Python loop. For ``k <= 16`` the top k are picked by k ``argmax`` passes, otherwise by
   a partition and a stable sort; there is no per-call ``retrieve()`` overhead.
@@ -15,8 +18,9 @@ Two backends share one tokenizer (:func:`tokenize`) and one ranking contract:
   ``search_batch`` on a dense matrix scores a chunk of queries at once, with the same additions
   in the same order, so its results equal ``search``'s exactly.
 * ``"rank_bm25"``: ``rank_bm25.BM25Okapi``, the library named in the design card. It scores every
-  rule in pure Python, so its cost grows with the rule base: about 20x slower than bm25s on the
-  bundled rules, several hundred times on 10,000 rules (``benchmarks/retrieval_speed.py``).
+  rule in pure Python, so its cost grows with the rule base: about 50x slower than bm25s (20x
+  than its numpy path) on the bundled rules, over 500x on 10,000 rules
+  (``benchmarks/retrieval_speed.py``).
 
 Both return BM25 scores, but the numbers differ between backends because the IDF variants differ
 (bm25s uses Lucene's ``log(1 + (N - df + 0.5) / (df + 0.5))``; rank_bm25 uses
