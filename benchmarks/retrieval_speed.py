@@ -6,9 +6,10 @@ queries. For each (base, backend) it prints the index build time, single-query t
 (``search`` called once per query) with p50/p95 latency, and batched throughput
 (``search_batch`` over all queries), then the bm25s/rank_bm25 ratios. "bm25s" is the default
 retriever, which scores with the C kernel when it was built; "bm25s-numpy" is the same backend
-with ``accelerate=False`` (what a user without a C compiler gets), timed in the same rounds. A bm25s retriever remembers
-the term of each word it has seen (never query results); a last line per base shows bm25s's
-single-query speed on one pass with a freshly built retriever, where that word map starts empty.
+with ``accelerate=False`` (what a user without a C compiler gets), timed in the same rounds.
+A bm25s retriever remembers the term of each word it has seen (never query results); a last line
+per base shows bm25s's single-query speed on one pass with a freshly built retriever, where that
+word map starts empty.
 
 rank_bm25 scores every rule in pure Python (tens of ms per query on 10,000 rules), so on the
 synthetic base it runs one round over a smaller query sample (``--slow-queries``, default 40); the
