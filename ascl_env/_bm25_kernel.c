@@ -281,6 +281,18 @@ done:
     return result;
 }
 
+/* pickling (and copy.deepcopy) rebuild the Index from the arrays it views */
+static PyObject *
+Index_reduce(IndexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->held) {
+        PyErr_SetString(PyExc_RuntimeError, "Index is not initialised");
+        return NULL;
+    }
+    return Py_BuildValue("(O(OOOn))", (PyObject *)Py_TYPE(self), self->indptr.obj,
+                         self->indices.obj, self->data.obj, self->n_docs);
+}
+
 static PyObject *
 Index_get_n_terms(IndexObject *self, void *closure)
 {
@@ -297,6 +309,7 @@ static PyMethodDef Index_methods[] = {
     {"top_k", (PyCFunction)(void (*)(void))Index_top_k, METH_FASTCALL,
      "top_k(numbers, k) -> list of (rule index, score), best first.\n\n"
      "numbers: a list of term numbers (1 + term id; 0 is skipped), summed in order."},
+    {"__reduce__", (PyCFunction)Index_reduce, METH_NOARGS, "pickle support"},
     {NULL, NULL, 0, NULL},
 };
 

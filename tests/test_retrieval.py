@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -499,6 +501,16 @@ def _property_retrievers() -> list[BM25Retriever]:
         _PROPERTY_RETRIEVERS.extend(shared_retriever(backend=b) for b in BACKENDS)
         _PROPERTY_RETRIEVERS.append(numpy_retriever(RuleBase.load()))
     return _PROPERTY_RETRIEVERS
+
+
+def test_retrievers_survive_pickle_and_deepcopy(retriever):
+    queries = [r["query"] for r in labelled()][:40]
+    expected = retriever.search_batch(queries, k=5)
+    for clone in (pickle.loads(pickle.dumps(retriever)), copy.deepcopy(retriever)):
+        assert clone.accelerated == retriever.accelerated
+        assert [
+            [(h.rule.id, h.score) for h in hits] for hits in clone.search_batch(queries, k=5)
+        ] == [[(h.rule.id, h.score) for h in hits] for hits in expected]
 
 
 # --- the C kernel (optional accelerator of the bm25s backend) ----------------------------------
