@@ -48,6 +48,7 @@ threads. :func:`shared_retriever` memoises one retriever per
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -157,7 +158,7 @@ class BM25Retriever:
     Args:
         rule_base: the rules to index.
         backend: ``"bm25s"`` (fast, default) or ``"rank_bm25"``.
-        k1, b: BM25 term-frequency saturation and length normalisation.
+        k1, b: BM25 term-frequency saturation (finite, >= 0) and length normalisation (0 to 1).
         stem: stem tokens when PyStemmer is installed (see :attr:`stemmed`).
         max_query_chars: longer queries are truncated to this many characters.
         accelerate: bm25s backend only. ``None`` (default) scores with the C kernel when it was
@@ -185,6 +186,12 @@ class BM25Retriever:
             raise TypeError("max_query_chars must be an int")
         if max_query_chars <= 0:
             raise ValueError(f"max_query_chars must be positive, got {max_query_chars}")
+        for name, value, high in (("k1", k1, math.inf), ("b", b, 1.0)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            if not 0 <= value <= high or not math.isfinite(value):
+                bounds = "finite and >= 0" if high == math.inf else "in [0, 1]"
+                raise ValueError(f"{name} must be {bounds}, got {value}")
         if accelerate not in (None, True, False):
             raise TypeError(f"accelerate must be None, True or False, got {accelerate!r}")
         if accelerate and backend != "bm25s":

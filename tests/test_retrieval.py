@@ -458,6 +458,11 @@ def test_enormous_queries_are_truncated_not_fatal(rule_base):
         ({"max_query_chars": 0}, ValueError, "max_query_chars must be positive"),
         ({"max_query_chars": 10.0}, TypeError, "max_query_chars must be an int"),
         ({"accelerate": "yes"}, TypeError, "accelerate must be None, True or False"),
+        ({"k1": -1.0}, ValueError, "k1 must be finite and >= 0, got -1.0"),
+        ({"k1": float("inf")}, ValueError, "k1 must be finite and >= 0"),
+        ({"b": 1.5}, ValueError, r"b must be in \[0, 1\], got 1.5"),
+        ({"b": float("nan")}, ValueError, r"b must be in \[0, 1\], got nan"),
+        ({"k1": "1.2"}, TypeError, "k1 must be a number, got str"),
         ({"backend": "rank_bm25", "accelerate": True}, ValueError, "needs backend='bm25s'"),
     ],
 )
