@@ -50,8 +50,8 @@ def load_queries(path: Path | None, rule_base: RuleBase) -> list[LabelledQuery]:
 
 def evaluate(retriever: BM25Retriever, queries: list[LabelledQuery], show_misses: bool) -> None:
     hits: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
-    results = retriever.search_batch([q.query for q in queries], k=3)
-    for labelled, top in zip(queries, results, strict=True):
+    for labelled in queries:
+        top = retriever.search(labelled.query, k=3)
         categories = [hit.rule.category for hit in top]
         at1 = categories[:1] == [labelled.expected_category]
         at3 = labelled.expected_category in categories

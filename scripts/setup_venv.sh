@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 VENV=${ASCL_VENV:-.venv}
 PY=${PYTHON:-python3}
 STAMP="$VENV/.ascl-setup-stamp"
-# setup.py and the C kernel are in the stamp too: a changed kernel is rebuilt by the install below
-want=$(cat pyproject.toml setup.py ascl_env/_bm25_kernel.c scripts/setup_venv.sh | sha256sum | cut -c1-16)
+# The package is pure Python (no compiler needed); a changed pyproject.toml or script re-runs it
+want=$(cat pyproject.toml scripts/setup_venv.sh | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
 fi
