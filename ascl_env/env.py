@@ -11,11 +11,13 @@ from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
 from pydantic import ValidationError
 
 from ascl_env.config import ASCLConfig
 from ascl_env.judges import LLMJudge
 from ascl_env.parsing import MalformedCall, ParsedAction, ToolCall, read_turn
+from ascl_env.registration import jsonable_spec
 from ascl_env.retrieval import Hit, shared_retriever
 from ascl_env.rewards import OUTCOME_KEYS, Judgement, episode_reward, judge_answer, outcome_info
 from ascl_env.spaces import UnicodeText
@@ -264,6 +266,17 @@ class ASCLEnv(gym.Env[str, str]):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    _spec: EnvSpec | None = None
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        """The spec ``gymnasium.make`` recorded, with JSON-ready kwargs (``spec.to_json()`` works
+        however the env was made; see :func:`ascl_env.registration.jsonable_spec`)."""
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        self._spec = None if value is None else jsonable_spec(value, self.config, self.render_mode)
 
     def __init__(
         self,
