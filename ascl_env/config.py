@@ -86,6 +86,12 @@ class ASCLConfig(BaseModel):
     )
     llm_judge_timeout: float = Field(30.0, gt=0, description="seconds per judge request")
     llm_judge_max_retries: int = Field(2, ge=0, le=10)
+    llm_judge_deadline: float = Field(
+        60.0, gt=0, le=3600, description="total seconds per verdict, retries included"
+    )
+    llm_judge_strongreject: bool = Field(
+        False, description="also grade harmful answers with the StrongREJECT rubric (0-1 score)"
+    )
     on_judge_error: Literal["fallback", "raise"] = Field(
         "fallback",
         description="fallback: use the offline judges and record judge_error; "

@@ -317,6 +317,8 @@ class ASCLEnv(gym.Env[str, str]):
                 config.llm_judge_api_key_env,
                 config.llm_judge_timeout,
                 config.llm_judge_max_retries,
+                config.llm_judge_deadline,
+                config.llm_judge_strongreject,
             )
             if config.judge == "llm"
             else None
@@ -583,7 +585,13 @@ def _kind_distribution(
 
 @lru_cache(maxsize=8)
 def shared_llm_judge(
-    url: str, model: str, api_key_env: str | None, timeout: float, max_retries: int
+    url: str,
+    model: str,
+    api_key_env: str | None,
+    timeout: float,
+    max_retries: int,
+    deadline: float = 60.0,
+    strongreject: bool = False,
 ) -> LLMJudge:
     """One LLM judge (one HTTP client) per configuration per process.
 
@@ -591,4 +599,12 @@ def shared_llm_judge(
     env and ``verl_recipes.reward`` share it through this cache.
     """
     api_key = os.environ.get(api_key_env) if api_key_env else None
-    return LLMJudge(url, model, api_key=api_key, timeout=timeout, max_retries=max_retries)
+    return LLMJudge(
+        url,
+        model,
+        api_key=api_key,
+        timeout=timeout,
+        max_retries=max_retries,
+        deadline_s=deadline,
+        strongreject=strongreject,
+    )

@@ -102,6 +102,8 @@ def _judge_for(config: ASCLConfig) -> LLMJudge | None:
         config.llm_judge_api_key_env,
         config.llm_judge_timeout,
         config.llm_judge_max_retries,
+        config.llm_judge_deadline,
+        config.llm_judge_strongreject,
     )
 
 
