@@ -147,10 +147,10 @@ def test_a_retry_that_would_pass_the_deadline_is_not_waited_for(server):
 def test_deadline_covers_a_slow_reply_and_its_retries(server):
     began = time.monotonic()
     with client(server, "slow", timeout=0.3, max_retries=10, deadline_s=1.0) as c:
-        with pytest.raises(DeadlineExceeded, match="1 s deadline") as info:
+        with pytest.raises(DeadlineExceeded, match="deadline") as info:
             c.complete([{"role": "user", "content": "5"}])
     elapsed = time.monotonic() - began
-    assert 0.9 < elapsed < 1.6, elapsed
+    assert 0.9 < elapsed < 2.0, elapsed  # not 11 attempts x 0.3 s, nor the 5 s reply
     assert info.value.attempts >= 2  # each attempt timed out after 0.3 s and was retried
 
 
