@@ -37,6 +37,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ascl_env.errors import MAX_PROBLEMS, format_problems, short_repr
+
 __all__ = ["Rule", "RuleBase", "RuleBaseError", "SUPPORTED_SUFFIXES"]
 
 SUPPORTED_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
@@ -234,10 +236,9 @@ def _describe(
     if len(errors) > 1:
         # pydantic also reports "too short" when every rule failed; the rule errors say more
         errors = [err for err in errors if err["type"] != "too_short"]
-    problems = [_describe_one(err, records, where) for err in errors]
-    if len(problems) == 1:
-        return f"{source}: {problems[0]}"
-    return f"{source}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+    # only the problems that will be shown are described (a file may hold thousands)
+    problems = [_describe_one(err, records, where) for err in errors[:MAX_PROBLEMS]]
+    return f"{source}: {format_problems(problems, total=len(errors))}"
 
 
 def _describe_one(err: Any, records: list[Any], where: Callable[[int], str]) -> str:
@@ -256,12 +257,12 @@ def _describe_one(err: Any, records: list[Any], where: Callable[[int], str]) -> 
     elif loc == ("rules",) and kind == "tuple_type":
         return f"'rules' must be a list of rules, got {_type_name(err['input'])}"
     elif len(loc) == 1 and kind == "extra_forbidden":
-        return f"unknown top-level key {loc[0]!r}; the only allowed key is 'rules'"
+        return f"unknown top-level key {short_repr(loc[0])}; the only allowed key is 'rules'"
     else:
         return f"{'.'.join(map(str, loc)) or 'rules'}: {_message(err)}"
     record = records[index] if index < len(records) else None
     rule_id = record.get("id") if isinstance(record, dict) else None
-    label = where(index) + (f" (id {rule_id!r})" if isinstance(rule_id, str) else "")
+    label = where(index) + (f" (id {short_repr(rule_id)})" if isinstance(rule_id, str) else "")
     if field is None:
         return f"{label}: {message}"
     return f"{label}, field {field!r}: {message}"

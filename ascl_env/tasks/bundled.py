@@ -9,6 +9,7 @@ from importlib import resources
 import yaml
 from pydantic import ValidationError
 
+from ascl_env.errors import format_problems, pydantic_problems, short_repr
 from ascl_env.tasks.math_gen import generate_math_tasks
 from ascl_env.tasks.model import TASK_KINDS, Task, TaskError, TaskKind
 
@@ -29,8 +30,12 @@ def load_task_yaml(text: str, kind: TaskKind, where: str, source: str = "bundled
             raise TaskError(f"{where}: tasks[{index}] is not a mapping")
         try:
             task = Task(kind=kind, source=source, **item)
-        except (ValidationError, TypeError) as exc:
-            raise TaskError(f"{where}: tasks[{index}] (id={item.get('id')!r}): {exc}") from exc
+        except ValidationError as exc:
+            problems = format_problems(pydantic_problems(exc))
+            label = f"tasks[{index}] (id={short_repr(item.get('id'))})"
+            raise TaskError(f"{where}: {label}: {problems}") from exc
+        except TypeError as exc:  # a key that is not a string, or kind/source given twice
+            raise TaskError(f"{where}: tasks[{index}]: {exc}") from exc
         if task.id in seen:
             raise TaskError(f"{where}: tasks[{index}]: duplicate id {task.id!r}")
         seen.add(task.id)

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ascl_env.errors import format_problems, pydantic_problems, short_repr
 from ascl_env.tasks.bundled import bundled_tasks
 from ascl_env.tasks.math_gen import generate_math_tasks
 from ascl_env.tasks.model import Task, TaskError
@@ -53,17 +54,23 @@ def _csv_rows(
     with file.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         try:
-            header = reader.fieldnames or []
+            if reader.fieldnames is None:
+                raise TaskError(f"{file}: {source} file is empty (no header, no rows)")
+            header = reader.fieldnames
             missing = [c for c in required if c not in header]
             if missing:
                 raise TaskError(
-                    f"{file}: {source} file is missing column(s) {missing}; header is {header}"
+                    f"{file}: {source} file is missing column(s) {missing}; "
+                    f"header is {short_repr(header, 300)}"
                 )
+            number = 0
             for number, row in enumerate(reader, start=1):
                 where = f"{file}: row {number} (line {reader.line_num})"
                 if None in row or any(value is None for value in row.values()):
                     raise TaskError(f"{where}: expected {len(header)} fields")
                 yield where, row
+            if number == 0:
+                raise TaskError(f"{file}: {source} file has a header but no data rows")
         except csv.Error as exc:
             raise TaskError(f"{file}: line {reader.line_num}: unreadable CSV: {exc}") from exc
         except UnicodeDecodeError as exc:
@@ -94,12 +101,14 @@ def _jsonl_rows(
         if missing:
             raise TaskError(f"{where}: missing field(s) {missing}")
         yield where, row
+    if number == 0:
+        raise TaskError(f"{file}: {source} file has no rows (it is empty or blank)")
 
 
 def _text(row: dict[str, Any], column: str, where: str) -> str:
     value = row[column]
     if not isinstance(value, str | int | float) or not str(value).strip():
-        raise TaskError(f"{where}: column {column!r} is empty or not text: {value!r}")
+        raise TaskError(f"{where}: column {column!r} is empty or not text: {short_repr(value)}")
     return str(value).strip()
 
 
@@ -107,7 +116,7 @@ def _task(where: str, **fields: Any) -> Task:
     try:
         return Task(**fields)
     except ValidationError as exc:
-        raise TaskError(f"{where}: {exc}") from exc
+        raise TaskError(f"{where}: {format_problems(pydantic_problems(exc))}") from exc
 
 
 def load_xstest(path: PathLike) -> list[Task]:
@@ -117,7 +126,7 @@ def load_xstest(path: PathLike) -> list[Task]:
     for where, row in _csv_rows(path, "xstest", ("id", "prompt", "type", "label")):
         label = _text(row, "label", where)
         if label not in kinds:
-            raise TaskError(f"{where}: column 'label' must be 'safe' or 'unsafe', got {label!r}")
+            raise TaskError(f"{where}: column 'label' must be 'safe' or 'unsafe', got {short_repr(label)}")
         tasks.append(
             _task(
                 where,
