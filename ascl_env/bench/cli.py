@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ascl_env.bench.agents import SCRIPTED, SPEC_HELP, AgentError, AgentOptions, AgentSpecError
+from ascl_env.errors import format_problems, pydantic_problems
 
 DEFAULT_AGENTS = ("smollm2", *SCRIPTED)
 DEFAULT_MIX = {"harmful": 16, "benign": 16, "math": 8}
 DEFAULT_MAX_NEW_TOKENS = 256
+MAX_EPISODES = 10_000_000  # a plan is built in memory: more is a typo, not an experiment
 EMBEDDED_MAX_NEW_TOKENS = 96
 
 DESCRIPTION = """\
@@ -236,6 +239,8 @@ def _load_tasks(args: argparse.Namespace, embedded: bool) -> list:
         tasks = load_task_spec(args.tasks)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--tasks {args.tasks}: {exc}") from exc
+    if not tasks:
+        raise UsageError(f"--tasks {args.tasks}: no tasks selected")
     mix = args.per_kind or (DEFAULT_MIX if embedded else None)
     if mix is None:
         return tasks
@@ -259,14 +264,47 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     for reserved in ("tasks", "task_kinds", "kind_weights"):
         if reserved in kwargs:
             raise UsageError(f"--env {reserved}=...: the task selection comes from --tasks")
+    given = dict(args.env)
+    if "rules_mode" in given:
+        raise UsageError("--env rules_mode=...: set the rules mode with --rules-mode")
+    if "max_turns" in given and args.max_turns is not None:
+        raise UsageError("--env max_turns=... and --max-turns: give the turn limit once")
     try:
         config = ASCLConfig(**kwargs)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise UsageError(f"invalid environment setting {where}: {first['msg']}") from exc
+        problems = pydantic_problems(exc, lambda loc: ".".join(map(str, loc)) or "config")
+        label = "setting" if len(problems) == 1 else "settings:"
+        raise UsageError(f"invalid environment {label} {format_problems(problems)}") from exc
     kwargs["max_turns"] = config.max_turns
     return kwargs
+
+
+def _check_env(env_kwargs: dict[str, Any], tasks: list) -> None:
+    """Build one environment, so that a bad rule base fails before anything is written."""
+    from ascl_env.env import ASCLEnv
+    from ascl_env.rules import RuleBaseError
+
+    try:
+        ASCLEnv(tasks=tasks, **env_kwargs).close()
+    except RuleBaseError as exc:
+        raise UsageError(f"--env rule_base_path: {exc}") from exc
+    except ValueError as exc:
+        raise UsageError(f"environment: {exc}") from exc
+
+
+def _check_out_dir(path: Path, flag: str) -> None:
+    """``path`` must be a directory or creatable as one (no file in the way)."""
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is" if part == path else f"is inside {part}, which is"
+                raise UsageError(f"{flag} {path} {what} a file, not a directory")
+            return
+
+
+def _loads_a_model(spec: str) -> bool:
+    prefix, sep, _ = spec.strip().partition(":")
+    return spec.strip() == "smollm2" or (bool(sep) and prefix in ("hf", "vllm"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -289,12 +327,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     ):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
+    if args.n is not None and args.n > MAX_EPISODES:
+        raise UsageError(f"--n must be at most {MAX_EPISODES}, got {args.n}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be at least 0, got {args.seed}")
     if args.max_retries < 0:
         raise UsageError(f"--max-retries must be at least 0, got {args.max_retries}")
-    if args.timeout <= 0:
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise UsageError(f"--temperature must be a number >= 0, got {args.temperature}")
+    _check_out_dir(args.out, "--out")
     env_kwargs = _env_kwargs(args)
     tasks = _load_tasks(args, embedded)
+    _check_env(env_kwargs, tasks)
     if args.threads is not None:
         import torch
 
@@ -325,12 +371,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         "max_new_tokens": max_new_tokens,
         "temperature": args.temperature,
     }
+    # Agents that load no model are built (and endpoints checked) before any run, so that a bad
+    # spec or an unreachable endpoint fails before anything is written.
+    ready: dict[int, Any] = {}
+    for i, spec in enumerate(specs):
+        if not _loads_a_model(spec):
+            ready[i] = make_agent(spec, options=options, math_answers=math_answers)
+            check = getattr(ready[i], "check", None)
+            if check is not None:
+                check()
     dirs: list[Path] = []
-    for spec in specs:
-        agent = make_agent(spec, options=options, math_answers=math_answers)
-        check = getattr(agent, "check", None)
-        if check is not None:
-            check()
+    for i, spec in enumerate(specs):
+        agent = ready.pop(i, None)
+        if agent is None:
+            agent = make_agent(spec, options=options, math_answers=math_answers)
+            check = getattr(agent, "check", None)
+            if check is not None:
+                check()
         # Agents can share a name (hf:a/ckpt and hf:b/ckpt are both "hf:ckpt"); each needs its
         # own directory, the same one on every rerun so that resume finds it.
         slug = _slug(agent.name)
@@ -370,6 +427,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from ascl_env.bench.report import compare_runs
 
+    _check_out_dir(args.out, "--out")
     compare_runs(args.dirs, args.out)
     print((args.out / "comparison.md").read_text(encoding="utf-8"))
     return 0
@@ -391,6 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, AgentSpecError, AgentError, ReportError, RunError) as exc:
         message = " ".join(str(exc).split())
         print(f"ascl-bench {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a result file that cannot be written (permissions, disk full, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ascl-bench {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ascl-bench: interrupted; run the same command again to resume", file=sys.stderr)
