@@ -28,8 +28,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ascl_env.config import ASCLConfig
 from ascl_env.env import ASCLEnv
+from ascl_env.errors import format_problems, pydantic_problems
 from ascl_env.tasks import Task, load_task_spec
 
 AGENT_NAMES = ("ascl_agent", "tool_agent")
@@ -163,8 +166,15 @@ def prepare(
     config = {**(env_config or {}), "rules_mode": rules_mode}
     try:
         ASCLConfig.model_validate(config)
-    except ValueError as exc:
-        raise DataPrepError(f"--env-config is not a valid ASCLConfig: {exc}") from exc
+    except ValidationError as exc:
+        problems = format_problems(pydantic_problems(exc))
+        raise DataPrepError(f"--env-config is not a valid ASCLConfig: {problems}") from exc
+    out = Path(out_dir).expanduser()
+    for part in (out, *out.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise DataPrepError(f"--out {out}: {part} is a file, not a directory")
+            break
     try:
         tasks = load_task_spec(tasks_spec)
     except FileNotFoundError as exc:
@@ -174,12 +184,14 @@ def prepare(
     if not tasks:
         raise DataPrepError(f"--tasks {tasks_spec!r} gave no tasks: the mixture is empty")
     train, val = split_tasks(tasks, val_fraction, seed)
-    out = Path(out_dir).expanduser()
-    written = {"train": out / "train.parquet"}
-    write_parquet(build_rows(train, config, agent_name=agent_name, split="train"), written["train"])
+    # every row is built (and so checked) before anything is written
+    rows = {"train": build_rows(train, config, agent_name=agent_name, split="train")}
     if val:
-        written["val"] = out / "val.parquet"
-        write_parquet(build_rows(val, config, agent_name=agent_name, split="val"), written["val"])
+        rows["val"] = build_rows(val, config, agent_name=agent_name, split="val")
+    written = {}
+    for split, split_rows in rows.items():
+        written[split] = out / f"{split}.parquet"
+        write_parquet(split_rows, written[split])
     return written
 
 
@@ -217,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
             env_config=env_config,
         )
     except ValueError as exc:  # DataPrepError, or a task/config validation error
-        print(f"prepare_data: error: {exc}", file=sys.stderr)
+        print(f"prepare_data: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the output cannot be written (permissions, disk full, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"prepare_data: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     for split, path in written.items():
         print(f"{split}: {path}")
