@@ -15,6 +15,7 @@ from gymnasium.envs.registration import EnvSpec
 from pydantic import ValidationError
 
 from ascl_env.config import ASCLConfig
+from ascl_env.errors import MAX_PROBLEMS, format_problems, pydantic_problems, short_repr
 from ascl_env.judges import LLMJudge
 from ascl_env.parsing import MalformedCall, ParsedAction, ToolCall, read_turn
 from ascl_env.registration import jsonable_spec
@@ -344,7 +345,7 @@ class ASCLEnv(gym.Env[str, str]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        task = self._choose_task(options or {})
+        task = self._choose_task({} if options is None else options)
         self._task = task
         self._done = False
         self._turn = 0
@@ -514,15 +515,32 @@ class ASCLEnv(gym.Env[str, str]):
         return DEFAULT_SYSTEM_PROMPTS[self.config.rules_mode]
 
     def _choose_task(self, options: Mapping[str, Any]) -> Task:
-        unknown = set(options) - {"task", "task_id", "task_kind"}
+        if not isinstance(options, Mapping):
+            raise TypeError(
+                f"reset options must be a dict or None, got {type(options).__name__}: "
+                f"{short_repr(options)}"
+            )
+        unknown = [
+            short_repr(key)
+            for key in options
+            if not (isinstance(key, str) and key in _RESET_OPTIONS)
+        ]
         if unknown:
+            more = f" and {len(unknown) - MAX_PROBLEMS} more" if len(unknown) > MAX_PROBLEMS else ""
             raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}; use 'task', 'task_id' or 'task_kind'"
+                f"unknown reset option(s) {', '.join(unknown[:MAX_PROBLEMS])}{more}; "
+                "use 'task', 'task_id' or 'task_kind'"
             )
         if len(options) > 1:
             raise ValueError(
                 f"give at most one of 'task', 'task_id', 'task_kind', got {sorted(options)}"
             )
+        for name in ("task_id", "task_kind"):
+            if name in options and not isinstance(options[name], str):
+                raise TypeError(
+                    f"options[{name!r}] must be a str, got {type(options[name]).__name__}: "
+                    f"{short_repr(options[name])}"
+                )
         if "task" in options:
             task = _validate_task(options["task"], "options['task']")
             if len(task.prompt) > self._max_obs_chars:
@@ -535,7 +553,7 @@ class ASCLEnv(gym.Env[str, str]):
             task = self._pool.by_id.get(options["task_id"])
             if task is None:
                 raise ValueError(
-                    f"options['task_id']={options['task_id']!r} is not a loaded task id"
+                    f"options['task_id']={short_repr(options['task_id'])} is not a loaded task id"
                 )
             return task
         rng = self.np_random
@@ -543,7 +561,8 @@ class ASCLEnv(gym.Env[str, str]):
             pool = self._pool.by_kind.get(options["task_kind"])
             if pool is None:
                 raise ValueError(
-                    f"options['task_kind']={options['task_kind']!r}: no such tasks; loaded kinds "
+                    f"options['task_kind']={short_repr(options['task_kind'])}: no such tasks; "
+                    "loaded kinds "
                     f"are {sorted(self._pool.by_kind)}"
                 )
         else:
@@ -554,6 +573,7 @@ class ASCLEnv(gym.Env[str, str]):
 
 
 _PENDING_OUTCOME: dict[str, Any] = dict.fromkeys(OUTCOME_KEYS)
+_RESET_OPTIONS = ("task", "task_id", "task_kind")
 
 
 def _validate_task(value: Task | Mapping[str, Any], where: str) -> Task:
@@ -562,7 +582,8 @@ def _validate_task(value: Task | Mapping[str, Any], where: str) -> Task:
     try:
         return Task.model_validate(value)
     except ValidationError as exc:
-        raise ValueError(f"{where} is not a valid task: {exc}") from exc
+        problems = pydantic_problems(exc, lambda loc: ".".join(map(str, loc)) or "task")
+        raise ValueError(f"{where} is not a valid task: {format_problems(problems)}") from exc
 
 
 def _kind_distribution(

@@ -59,11 +59,16 @@ def pydantic_problems(
 ) -> list[str]:
     """One ``"<where>: <message>"`` line per error of ``exc``, without the input values.
 
+    Labels and messages are cut to a readable length (a location can be a huge dict key).
+
     ``where`` turns an error location into a label; by default the location joined with dots
     (``rewards.lookup_cost``), or ``"value"`` for the top level.
     """
     label = where or (lambda loc: ".".join(map(str, loc)) or "value")
-    return [f"{label(tuple(err['loc']))}: {err['msg']}" for err in exc.errors(include_url=False)]
+    return [
+        f"{_cut(label(tuple(err['loc'])))}: {_cut(err['msg'], 4 * MAX_VALUE_CHARS)}"
+        for err in exc.errors(include_url=False)
+    ]
 
 
 def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
@@ -72,6 +77,10 @@ def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
         text = repr(value)
     except Exception as exc:  # noqa: BLE001  (a hostile __repr__ must not hide the real error)
         return f"<{type(value).__name__} object, repr failed: {type(exc).__name__}>"
+    return _cut(text, limit)
+
+
+def _cut(text: str, limit: int = MAX_VALUE_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit - 3]}... ({len(text)} characters)"
