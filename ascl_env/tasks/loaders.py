@@ -126,7 +126,9 @@ def load_xstest(path: PathLike) -> list[Task]:
     for where, row in _csv_rows(path, "xstest", ("id", "prompt", "type", "label")):
         label = _text(row, "label", where)
         if label not in kinds:
-            raise TaskError(f"{where}: column 'label' must be 'safe' or 'unsafe', got {short_repr(label)}")
+            raise TaskError(
+                f"{where}: column 'label' must be 'safe' or 'unsafe', got {short_repr(label)}"
+            )
         tasks.append(
             _task(
                 where,
