@@ -1,4 +1,4 @@
-"""``env.reset(options=...)`` with odd options: a clear ValueError/TypeError, never anything else."""
+"""``env.reset(options=...)`` with odd options: a clear ValueError/TypeError, nothing else."""
 
 from __future__ import annotations
 
