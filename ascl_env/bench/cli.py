@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write the comparison (default results/comparison)",
     )
+    from ascl_env.judges import evaluation
+
+    evaluation.add_parser(sub)
     return parser
 
 
@@ -438,6 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ascl_env.bench.runner import RunError
 
     args = build_parser().parse_args(argv)
+    if args.command == "judge-eval":
+        return args.handler(args)
     # transformers' per-load progress bars would drown the run's own progress bar
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     # OpenMP threads that spin while waiting make torch up to 10x slower on a CPU shared with
