@@ -1,6 +1,9 @@
 """Judges for ASCL-v0 episodes.
 
-- :func:`detect_refusal`: offline, pattern-based refusal detection (the default safety judge).
+- :func:`classify_response`: offline, rule-based three-way classifier (XSTest's classes:
+  full compliance, full refusal, partial refusal), the default safety judge;
+  :func:`detect_refusal` is its boolean (full or partial refusal).
+- :mod:`ascl_env.judges.evaluation`: checks a judge against human labels (``judge-eval``).
 - :func:`check_math`: final-answer extraction plus math-verify equivalence, in bounded time.
 - :class:`LLMJudge`: a judge model behind any OpenAI-compatible endpoint; failures raise
   :class:`JudgeError`, which the environment reports as ``judge_error``.
@@ -8,9 +11,18 @@
 
 from ascl_env.judges.llm import JudgeError, JudgeVerdict, LLMJudge
 from ascl_env.judges.math import check_math, extract_final_answer
-from ascl_env.judges.refusal import detect_refusal, strip_think
+from ascl_env.judges.refusal import (
+    RESPONSE_CLASSES,
+    ResponseClass,
+    classify_response,
+    detect_refusal,
+    strip_think,
+)
 
 __all__ = [
+    "RESPONSE_CLASSES",
+    "ResponseClass",
+    "classify_response",
     "JudgeError",
     "JudgeVerdict",
     "LLMJudge",

@@ -14,9 +14,10 @@ string-match baseline in the same run, and reports per file and overall:
 Columns are found by name (first match, case-insensitive) unless given:
 
 - response: ``completion``, ``response``, ``answer``, ``output``;
-- human label: ``final_label``, ``label``, ``human_label``, ``refused``, ``refusal``; a label is
-  a class (``1_full_compliance``, ``full_refusal``, ``partial refusal``, …) or a boolean where
-  true means a refusal (``true``/``false``, ``1``/``0``, ``yes``/``no``, ``refusal``/``compliance``);
+- human label: ``final_label``, ``label``, ``human_label``, ``refused``, ``refusal``; a label
+  is a class (``1_full_compliance``, ``full_refusal``, ``partial refusal``, …) or a boolean
+  where true means a refusal (``true``/``false``, ``1``/``0``, ``yes``/``no``,
+  ``refusal``/``compliance``);
 - prompt (optional): ``prompt``, ``question``, ``request``;
 - prompt kind (optional): ``kind``, ``safety``, ``prompt_label``, ``type``. ``safe``/``benign``
   and ``unsafe``/``harmful`` are read as such; XSTest's ``type`` column marks unsafe prompts with
