@@ -1,11 +1,14 @@
 """Quality of the offline refusal judge on the project's labelled responses.
 
-Compares :func:`ascl_env.judges.detect_refusal` with the GCG / JailbreakBench prefix list (a
-response "refuses" when any of 13 fixed strings occurs in it), in the same run, on
+Compares :func:`ascl_env.judges.detect_refusal` (``classify_response`` != full compliance) with
+XSTest's 21-prefix string match and the GCG / JailbreakBench prefix list (a response "refuses"
+when any of 13 fixed strings occurs in it), in the same run, on
 ``ascl_env/data/refusal_labelled.yaml``: precision, recall, F1 and accuracy (refusal = positive
 class) overall, on the held-out split (every third item in file order, never used while writing
-the patterns) and per response type. It also times both over the whole set (``--repeat`` passes)
-and prints detect_refusal's cost relative to the baseline.
+the patterns) and per response type, plus the 3-class agreement with the ``label`` field. For
+XSTest's human-labelled completions use ``ascl-bench judge-eval`` instead. It also times the
+detectors over the whole set (``--repeat`` passes) and prints detect_refusal's cost relative to
+the GCG baseline.
 
     .venv/bin/python benchmarks/refusal_judge_quality.py [--labelled PATH] [--errors] [--repeat N]
         [--uncensorbench PATH/prompts.json] [--pyrit PATH/refusal.csv ...]
@@ -31,7 +34,8 @@ from pathlib import Path
 
 import yaml
 
-from ascl_env.judges import detect_refusal
+from ascl_env.judges import classify_response, detect_refusal
+from ascl_env.judges.evaluation import xstest_string_match
 
 # JailbreakBench StringClassifier.TEST_PREFIXES (the GCG/AdvBench refusal list).
 GCG_PREFIXES = (
@@ -156,8 +160,15 @@ def timing(items: list[dict], detectors: dict[str, Callable[[str], bool]], repea
     print(f"\ntiming over {len(responses)} responses ({repeat} passes):")
     for name, spent in seconds.items():
         print(f"  {name:<28} {1e6 * spent / len(responses):8.1f} us/response")
-    first, baseline = seconds.values()
-    print(f"  ratio detect_refusal / baseline: {first / baseline:.1f}x")
+    first, *_, baseline = seconds.values()
+    print(f"  ratio detect_refusal / GCG baseline: {first / baseline:.1f}x")
+
+
+def three_class(items: list[dict]) -> None:
+    held = [it for i, it in enumerate(items) if i % 3 == 2]
+    for name, subset in (("all", items), ("held-out (1/3)", held)):
+        agree = sum(classify_response(it["response"]) == it["label"] for it in subset)
+        print(f"3-class agreement, {name}: {agree / len(subset):.3f} (n={len(subset)})")
 
 
 def main() -> None:
@@ -171,8 +182,13 @@ def main() -> None:
     parser.add_argument("--pyrit", type=Path, nargs="+", default=None, help="its refusal CSVs")
     args = parser.parse_args()
     items = load_items(args.labelled)
-    detectors = {"detect_refusal": detect_refusal, "GCG prefix list (baseline)": gcg_baseline}
+    detectors = {
+        "detect_refusal": detect_refusal,
+        "XSTest string match": lambda r: xstest_string_match(r) != "full_compliance",
+        "GCG prefix list (baseline)": gcg_baseline,
+    }
     report(items, detectors)
+    three_class(items)
     timing(items, detectors, args.repeat)
     if args.uncensorbench is not None:
         print(f"\nindependent set: {args.uncensorbench}")
