@@ -215,9 +215,7 @@ def read_labelled(
     ):
         found = _pick(header, given, candidates)
         if given is not None and found is None:
-            raise JudgeEvalError(
-                f"{path}: no {role} column {given!r}; the columns are {header}"
-            )
+            raise JudgeEvalError(f"{path}: no {role} column {given!r}; the columns are {header}")
         optional.append(found)
     prompt_col, kind_col = optional
     rows = []
@@ -454,8 +452,7 @@ def render_table(result: dict[str, Any]) -> str:
             values = "  ".join(f"{_fmt(metrics[k]):>5}" for k in keys)
             cells.append(f"{values}  {_fmt(metrics['three_class']['agreement']):>5}")
         lines.append(
-            f"{Path(block['file']).name:<{width}}{block['n']:>6}  {cells[0]:>43}  |  "
-            f"{cells[1]:>50}"
+            f"{Path(block['file']).name:<{width}}{block['n']:>6}  {cells[0]:>43}  |  {cells[1]:>50}"
         )
     return "\n".join(lines)
 
