@@ -1,0 +1,137 @@
+"""Scoring an episode seen from outside the env: the task, the lookups made, the final text.
+
+In tool-method interfaces (TRL's ``environment_factory``, verifiers' toolsets) the adapter sees
+the tool calls and the final assistant text, never one ``step`` per turn. :func:`score` turns
+those back into the env's own outcome by replaying them through :meth:`ASCLEnv.step` (reset with
+the task, one step per lookup written as a Hermes call, then the final text), so an adapter's
+reward is the env's reward for the same turns by construction. :func:`lookup` answers one lookup
+with the env's own retriever and formatting.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ascl_env.config import ASCLConfig
+from ascl_env.env import (
+    LOOKUP_TOOL_NAME,
+    MISSING_QUERY_ERROR,
+    ASCLEnv,
+    format_rules,
+)
+from ascl_env.retrieval import shared_retriever
+from ascl_env.rewards import OUTCOME_KEYS
+from ascl_env.tasks import Task
+
+OUTCOME_FIELDS = (
+    *OUTCOME_KEYS,
+    "task_kind",
+    "task_id",
+    "tool_calls",
+    "retrieved_rule_ids",
+    "format_errors",
+    "truncated",
+    "turn",
+)
+"""The keys of :attr:`Scored.outcome` (the env's final ``info`` without the transcript)."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A finished episode: ``reward`` and the env's final ``info`` fields in ``outcome``."""
+
+    reward: float
+    outcome: dict[str, Any]
+    messages: list[dict[str, Any]] = field(repr=False)
+
+
+def as_config(config: ASCLConfig | Mapping[str, Any] | None = None, **overrides: Any) -> ASCLConfig:
+    """An :class:`ASCLConfig` from a config, a dict of its fields, or keyword fields."""
+    if isinstance(config, ASCLConfig):
+        return (
+            ASCLConfig.model_validate({**config.model_dump(), **overrides}) if overrides else config
+        )
+    return ASCLConfig(**{**dict(config or {}), **overrides})
+
+
+def as_task(task: Task | Mapping[str, Any] | str, where: str = "task") -> Task:
+    """A :class:`Task` from a Task, its dict, or its JSON text; a bad one names ``where``."""
+    if isinstance(task, Task):
+        return task
+    if isinstance(task, str):
+        try:
+            task = json.loads(task)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} is not a Task or its JSON: {exc}") from exc
+    try:
+        return Task.model_validate(task)
+    except Exception as exc:
+        raise ValueError(f"{where} is not a valid task: {exc}") from exc
+
+
+def hermes_call(query: str) -> str:
+    """A lookup written the way the env reads it."""
+    payload = {"name": LOOKUP_TOOL_NAME, "arguments": {"query": query}}
+    return f"<tool_call>\n{json.dumps(payload, ensure_ascii=False)}\n</tool_call>"
+
+
+def lookup(query: Any, config: ASCLConfig) -> tuple[str, list[str]]:
+    """Answer one lookup as the env does: the rules text (or ``Error: ...``) and the rule ids."""
+    if config.rules_mode != "tool":
+        return "Error: no tools are available in this episode; reply with your final answer", []
+    if not isinstance(query, str) or not query.strip():
+        return f"Error: {MISSING_QUERY_ERROR}", []
+    retriever = shared_retriever(config.rule_base_path, config.retriever_backend)
+    return format_rules(retriever.search(query, config.top_k), config.max_rule_chars)
+
+
+def score(
+    task: Task | Mapping[str, Any],
+    final_text: str,
+    *,
+    lookups: Sequence[str] = (),
+    config: ASCLConfig | None = None,
+    env: ASCLEnv | None = None,
+) -> Scored:
+    """Score an episode made of ``lookups`` (queries, in order) and the final assistant text.
+
+    Replays the episode through ``env`` (or a new ``ASCLEnv(config)``): reset with the task,
+    one step per lookup, then ``final_text``. Should the env end the episode early (more lookups
+    than ``max_turns`` allows), the rest is not sent and the env's truncated outcome is returned.
+    If ``final_text`` holds a tool call, it is a further lookup turn, not an answer: the episode
+    is then cut off there and scored as truncated with the env's reward table.
+    """
+    task = as_task(task)
+    env = env if env is not None else ASCLEnv(config or ASCLConfig())
+    env.reset(options={"task": task})
+    turns = [hermes_call(q) for q in lookups] + [final_text]
+    info: dict[str, Any] = {}
+    reward, done = 0.0, False
+    for text in turns:
+        _, reward, terminated, truncated, info = env.step(text)
+        if terminated or truncated:
+            done = True
+            break
+    if not done:
+        reward, info = _cut_off(env, info)
+    outcome = {k: info.get(k) for k in OUTCOME_FIELDS}
+    return Scored(float(reward), outcome, list(info["messages"]))
+
+
+def _cut_off(env: ASCLEnv, info: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """Score an episode whose transcript stops after a tool call, as the env scores truncation."""
+    from ascl_env.rewards import episode_reward, outcome_info
+
+    breakdown = episode_reward(
+        info["task_kind"],
+        None,
+        truncated=True,
+        format_errors=info["format_errors"],
+        lookups=info["tool_calls"],
+        table=env.config.rewards,
+    )
+    info = {**info, **outcome_info(None, breakdown), "truncated": True}
+    return breakdown.total, info
