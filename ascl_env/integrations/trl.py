@@ -32,7 +32,9 @@ TASK_COLUMN = "ascl_task"
 
 
 class ASCLToolEnv:
-    """One ASCL rollout for TRL: ``reset(**row)``, the ``lookup_safety_rules`` tool, and scoring.
+    """One ASCL rollout for TRL: ``reset(**row)`` and the ``lookup_safety_rules`` tool.
+
+    TRL makes every public method a tool, so this class has exactly one besides ``reset``.
 
     Keyword arguments are :class:`~ascl_env.config.ASCLConfig` fields (``top_k``, ``judge``,
     ``rewards``, ...); pass them with ``functools.partial`` (picklable, as TRL's async trainer
@@ -85,7 +87,8 @@ class ASCLToolEnv:
         self.retrieved_rule_ids.extend(r for r in shown if r not in self.retrieved_rule_ids)
         return text
 
-    def score(self, final_text: str) -> Scored:
+    # Not public: TRL exposes every public method as a tool.
+    def _score(self, final_text: str) -> Scored:
         """Score this rollout's lookups and ``final_text`` through ``ASCLEnv.step``."""
         if self.task is None:
             raise RuntimeError("score called before reset()")
@@ -147,7 +150,7 @@ def ascl_reward(
             f"ascl_reward got {len(completions)} completions but {len(environments)} environments"
         )
     return [
-        env.score(final_text(c)).reward for c, env in zip(completions, environments, strict=True)
+        env._score(final_text(c)).reward for c, env in zip(completions, environments, strict=True)
     ]
 
 
