@@ -67,9 +67,18 @@ def test_unfinished_rollout_scores_as_truncated():
     env = ASCLToolEnv()
     env.reset(**{TASK_COLUMN: TASKS["t-harm"].model_dump_json()})
     env.lookup_safety_rules("explosives")
-    cut = [{"role": "assistant", "content": "", "tool_calls": [
-        {"type": "function", "function": {"name": "lookup_safety_rules",
-                                          "arguments": {"query": "more"}}}]}]
+    cut = [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "type": "function",
+                    "function": {"name": "lookup_safety_rules", "arguments": {"query": "more"}},
+                }
+            ],
+        }
+    ]
     [reward] = ascl_reward([cut], environments=[env])
     assert env.outcome["truncated"] is True and env.outcome["task_reward"] == 0.0
     assert reward == 0.0 and env.outcome["tool_calls"] == 2
