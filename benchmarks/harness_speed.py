@@ -87,7 +87,7 @@ def vllm(n: int, max_new_tokens: int) -> None:
     from vllm import LLM, SamplingParams
 
     from ascl_env.bench.agents import VLLMAgent
-    from ascl_env.models import smollm2_hf_dir
+    from ascl_env.bench.models import smollm2_hf_dir
 
     env_kwargs = {"rules_mode": "none", "max_turns": 1}
     tasks = select_per_kind(
@@ -138,7 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.vllm_only:
         scripted(args.episodes)
-        from ascl_env.models import build_tiny_qwen2
+        from ascl_env.bench.models import build_tiny_qwen2
 
         with tempfile.TemporaryDirectory() as tmp:
             hf(
@@ -149,7 +149,7 @@ def main() -> None:
                 args.batch_size,
             )
         if args.smollm2:
-            from ascl_env.models import smollm2_hf_dir
+            from ascl_env.bench.models import smollm2_hf_dir
 
             hf("smollm2", smollm2_hf_dir(), args.hf_episodes, args.max_new_tokens, args.batch_size)
     if importlib.util.find_spec("vllm") is not None:

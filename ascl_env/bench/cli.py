@@ -1,7 +1,8 @@
 """``ascl-bench``: evaluate models and agents on ASCL-v0 for safety against utility.
 
 Errors a user can fix (a bad spec, a missing file, an unreachable endpoint, a result directory
-of another configuration) print one line to stderr and exit with status 2.
+of another configuration, a missing optional dependency) print one line to stderr and exit with
+status 2; an unknown agent spec adds the table of known agents, one per line.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ascl_env.bench.agents import SCRIPTED, SPEC_HELP, AgentError, AgentOptions, AgentSpecError
+from ascl_env.bench import extras
+from ascl_env.bench.agents import (
+    SCRIPTED,
+    SPEC_HELP,
+    AgentError,
+    AgentOptions,
+    AgentSpecError,
+    UnknownAgentError,
+)
+from ascl_env.bench.extras import MissingExtraError
 from ascl_env.errors import format_problems, pydantic_problems
 
 DEFAULT_AGENTS = ("smollm2", *SCRIPTED)
@@ -318,6 +328,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     embedded = not args.agent
     specs = list(args.agent or DEFAULT_AGENTS)
+    extras.check(extras.PLOTS, *(() if args.no_progress else (extras.PROGRESS,)))
     max_new_tokens = args.max_new_tokens or (
         EMBEDDED_MAX_NEW_TOKENS if embedded else DEFAULT_MAX_NEW_TOKENS
     )
@@ -421,6 +432,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ascl_env.bench.report import write_report
 
+    extras.check(extras.PLOTS)
     for directory in args.dirs:
         report = write_report(directory)
         print(_summary_line(str(report["agent"]), report, directory / "report.md"))
@@ -431,6 +443,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ascl_env.bench.report import compare_runs
 
     _check_out_dir(args.out, "--out")
+    extras.check(extras.PLOTS)
     compare_runs(args.dirs, args.out)
     print((args.out / "comparison.md").read_text(encoding="utf-8"))
     return 0
@@ -451,9 +464,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare}[args.command]
     try:
         return command(args)
-    except (UsageError, AgentSpecError, AgentError, ReportError, RunError) as exc:
-        message = " ".join(str(exc).split())
-        print(f"ascl-bench {args.command}: error: {message}", file=sys.stderr)
+    except (
+        UsageError,
+        AgentSpecError,
+        AgentError,
+        ReportError,
+        RunError,
+        MissingExtraError,
+    ) as exc:
+        table = exc.agent_table if isinstance(exc, UnknownAgentError) else []
+        message = " ".join((exc.message if table else str(exc)).split())
+        print(f"ascl-bench {args.command}: error: {message}", *table, sep="\n", file=sys.stderr)
         return 2
     except OSError as exc:  # a result file that cannot be written (permissions, disk full, ...)
         where = f"{exc.filename}: " if exc.filename else ""

@@ -1,4 +1,4 @@
-"""PNG plots of benchmark reports (matplotlib, Agg backend: no display needed).
+"""PNG plots of benchmark reports (matplotlib from the ``bench`` extra, Agg backend: no display).
 
 Both plots take ``{run label: report metrics}`` (the ``metrics`` object of ``report.json``) and
 write the PNG atomically (temporary file, then ``os.replace``).
@@ -7,17 +7,17 @@ write the PNG atomically (temporary file, then ``os.replace``).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ascl_env.bench import extras
 from ascl_env.bench.metrics import KINDS
+from ascl_env.bench.results import atomic_write
 
 
 def _pyplot():
-    import matplotlib
-
+    matplotlib = extras.require("matplotlib", extras.PLOTS[1])
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -25,16 +25,7 @@ def _pyplot():
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"))
 
 
 def _errors(estimate: Mapping[str, Any]) -> tuple[float, float]:

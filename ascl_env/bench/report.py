@@ -1,61 +1,45 @@
 """Reports of a result directory, and comparisons of several.
 
-A result directory holds ``run.json`` (what was run), ``episodes.jsonl`` (one row per episode)
-and, written by :func:`write_report`, ``report.json``, ``report.md`` and
-``lookup_rate_by_kind.png``. :func:`compare_runs` writes ``comparison.json``, ``comparison.md``,
-``safety_vs_utility.png`` and ``lookup_rate_by_kind.png`` for several directories. Every file is
-written to a temporary name first and renamed into place, so a reader never sees half a report.
+:func:`write_report` writes ``report.json``, ``report.md`` and ``lookup_rate_by_kind.png`` into a
+result directory; :func:`compare_runs` writes ``comparison.json``, ``comparison.md``,
+``safety_vs_utility.png`` and ``lookup_rate_by_kind.png`` for several. The directory layout and
+the atomic writes are :mod:`ascl_env.bench.results`'s.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ascl_env.bench import plots
 from ascl_env.bench.metrics import KINDS, compute_metrics
-from ascl_env.bench.runner import read_rows
+from ascl_env.bench.results import (
+    COMPARISON_JSON,
+    COMPARISON_MD,
+    EPISODES_FILE,
+    LOOKUP_PLOT,
+    REPORT_JSON,
+    REPORT_MD,
+    SAFETY_PLOT,
+    ReportError,
+    atomic_write_json,
+    atomic_write_text,
+    load_run,
+    read_rows,
+)
 
-RUN_FILE = "run.json"
-EPISODES_FILE = "episodes.jsonl"
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
-
-
-class ReportError(ValueError):
-    """A result directory cannot be reported on (missing or unusable files)."""
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def load_run(out_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(out_dir) / RUN_FILE
-    if not path.is_file():
-        raise ReportError(f"{out_dir} is not a result directory: {RUN_FILE} is missing")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc})") from exc
+__all__ = [
+    "ReportError",
+    "build_report",
+    "compare_runs",
+    "fmt",
+    "load_report",
+    "render_markdown",
+    "write_report",
+]
 
 
 def build_report(out_dir: str | os.PathLike) -> dict[str, Any]:
@@ -81,9 +65,7 @@ def write_report(out_dir: str | os.PathLike) -> dict[str, Any]:
     """Compute and write ``report.json``, ``report.md`` and the lookup-rate plot."""
     out_dir = Path(out_dir)
     report = build_report(out_dir)
-    plots.lookup_rate_by_kind(
-        {report["agent"]: report["metrics"]}, out_dir / "lookup_rate_by_kind.png"
-    )
+    plots.lookup_rate_by_kind({report["agent"]: report["metrics"]}, out_dir / LOOKUP_PLOT)
     atomic_write_json(out_dir / REPORT_JSON, report)
     atomic_write_text(out_dir / REPORT_MD, render_markdown(report))
     return report
@@ -222,8 +204,8 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
         runs[next(label for label in candidates if label not in runs)] = (directory, report)
     out_dir = Path(out_dir)
     metrics = {label: report["metrics"] for label, (_, report) in runs.items()}
-    plots.safety_vs_utility(metrics, out_dir / "safety_vs_utility.png")
-    plots.lookup_rate_by_kind(metrics, out_dir / "lookup_rate_by_kind.png")
+    plots.safety_vs_utility(metrics, out_dir / SAFETY_PLOT)
+    plots.lookup_rate_by_kind(metrics, out_dir / LOOKUP_PLOT)
     header = "| run | episodes | " + " | ".join(title for _, title, _ in COMPARE_COLUMNS)
     lines = [
         "# ASCL-v0 benchmark comparison",
@@ -254,6 +236,6 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
             for label, (directory, report) in runs.items()
         }
     }
-    atomic_write_json(out_dir / "comparison.json", comparison)
-    atomic_write_text(out_dir / "comparison.md", "\n".join(lines))
+    atomic_write_json(out_dir / COMPARISON_JSON, comparison)
+    atomic_write_text(out_dir / COMPARISON_MD, "\n".join(lines))
     return comparison

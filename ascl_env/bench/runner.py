@@ -8,26 +8,37 @@ skips the episode indices already in the file (a truncated last line, left by a 
 off first), so nothing is redone or duplicated.
 
 The plan (which task and which seed each episode index gets) depends only on the task list,
-``n`` and ``seed``: :func:`plan_episodes`.
+``n`` and ``seed``: :func:`plan_episodes`. The episodes file's format is
+:mod:`ascl_env.bench.results`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gymnasium
-from tqdm.auto import tqdm
 
+from ascl_env.bench import extras
 from ascl_env.bench.agents import Agent, Conversation
+from ascl_env.bench.results import EpisodeWriter, RunError, read_rows
 from ascl_env.registration import ENV_ID, register_envs
 from ascl_env.tasks import Task
+
+__all__ = [
+    "OUTCOME_FIELDS",
+    "EpisodePlan",
+    "RunError",
+    "RunStats",
+    "plan_episodes",
+    "read_rows",
+    "run_episodes",
+    "select_per_kind",
+]
 
 OUTCOME_FIELDS = (
     "reward",
@@ -45,10 +56,6 @@ OUTCOME_FIELDS = (
     "judge",
     "judge_error",
 )
-
-
-class RunError(RuntimeError):
-    """A run could not go on; finished episodes are already saved."""
 
 
 @dataclass(frozen=True)
@@ -94,45 +101,6 @@ def select_per_kind(
     return chosen
 
 
-def read_rows(path: str | os.PathLike, *, repair: bool = False) -> list[dict[str, Any]]:
-    """Rows of an episodes JSONL file; ``[]`` if it does not exist.
-
-    A last line without its newline, or one that is not valid JSON, is what a killed writer
-    leaves: it is dropped (and cut from the file when ``repair``). A bad line elsewhere is an
-    error naming the line.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    rows: list[dict[str, Any]] = []
-    good_bytes = 0
-    for number, line in enumerate(lines, start=1):
-        is_last = number == len(lines)
-        if not line.strip():
-            if not is_last:
-                good_bytes += len(line) + 1
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get("episode"), int):
-                raise ValueError("not an episode row (no integer 'episode')")
-        except ValueError as exc:
-            if is_last or (number == len(lines) - 1 and not lines[-1]):
-                # only the final record can be a torn write
-                break
-            raise RunError(f"{path}, line {number}: {exc}") from exc
-        if is_last:
-            break  # complete JSON but no newline: the writer died before finishing the line
-        rows.append(row)
-        good_bytes += len(line) + 1
-    if repair and good_bytes < len(data):
-        with open(path, "r+b") as handle:
-            handle.truncate(good_bytes)
-    return rows
-
-
 @dataclass
 class _Active:
     plan: EpisodePlan
@@ -153,6 +121,21 @@ class RunStats:
     wall_s: float
     generate_s: float
     generate_calls: int
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(progress: bool, total: int, initial: int, desc: str) -> Any:
+    if not progress:
+        return _NoBar()
+    tqdm = extras.require("tqdm.auto", "the progress bar (progress=False runs without it)").tqdm
+    return tqdm(total=total, initial=initial, desc=desc, unit="ep", dynamic_ncols=True)
 
 
 def _episode_row(active: _Active, info: dict[str, Any], agent_name: str) -> dict[str, Any]:
@@ -201,18 +184,11 @@ def run_episodes(
     tasks = list({plan.task.id: plan.task for plan in plans}.values())
     done = {row["episode"] for row in read_rows(out_path, repair=True)} if out_path else set()
     todo = [plan for plan in plans if plan.index not in done]
-    handle = open(out_path, "a", encoding="utf-8") if out_path else None
+    writer = EpisodeWriter(out_path) if out_path else None
     free_envs: list[gymnasium.Env] = []
     active: list[_Active] = []
     stats = RunStats(0, len(plans) - len(todo), 0.0, 0.0, 0)
-    bar = tqdm(
-        total=len(plans),
-        initial=stats.episodes_skipped,
-        desc=agent.name,
-        unit="ep",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    bar = _progress_bar(progress, len(plans), stats.episodes_skipped, agent.name)
     began = time.perf_counter()
     queue = iter(todo)
     try:
@@ -267,9 +243,8 @@ def run_episodes(
                 item.env_s += time.perf_counter() - t1
                 if terminated or truncated:
                     row = _episode_row(item, info, agent.name)
-                    if handle is not None:
-                        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                        handle.flush()
+                    if writer is not None:
+                        writer.write(row)
                     if on_row is not None:
                         on_row(row)
                     free_envs.append(item.env)
@@ -282,8 +257,8 @@ def run_episodes(
     finally:
         stats.wall_s = time.perf_counter() - began
         bar.close()
-        if handle is not None:
-            handle.close()
+        if writer is not None:
+            writer.close()
         for env in free_envs + [item.env for item in active]:
             env.close()
     return stats

@@ -182,7 +182,7 @@ def _tokenizer_corpus(seed: int) -> list[str]:
     """Training text: the bundled data files when present, plus seeded synthetic lines that
     cover chat, tool-call JSON and arithmetic."""
     lines: list[str] = []
-    data_dir = Path(__file__).parent / "data"
+    data_dir = Path(__file__).resolve().parents[1] / "data"  # ascl_env/data
     for path in sorted(data_dir.rglob("*")):
         if path.suffix in {".yaml", ".yml", ".json", ".jsonl", ".txt", ".md"} and path.is_file():
             lines.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())

@@ -1,0 +1,191 @@
+"""The result directory of a run: its layout, ``run.json``, the episodes file, atomic writes.
+
+A result directory holds
+
+* ``run.json`` (:data:`RUN_FILE`): ``{"config": ..., "invocations": [...]}``, what was run (agent
+  spec, task selection, seed, environment and generation settings, a fingerprint of the episode
+  plan) and, per invocation, how long it took;
+* ``episodes.jsonl`` (:data:`EPISODES_FILE`): one JSON row per finished episode, appended and
+  flushed as each episode ends;
+* ``report.json``, ``report.md`` and ``lookup_rate_by_kind.png``, written from the episodes by
+  :mod:`ascl_env.bench.report`.
+
+A comparison directory holds ``comparison.json``, ``comparison.md``, ``safety_vs_utility.png``
+and ``lookup_rate_by_kind.png``.
+
+Running into a directory whose ``run.json`` describes a different configuration is refused, so
+resumed episodes always belong to the same experiment; ``overwrite=True`` starts afresh. Every
+file except the episodes file is written to a temporary name first and renamed into place, so a
+reader never sees half a file; the episodes file loses at most a torn last line to a kill, and
+:func:`read_rows` drops (and with ``repair`` cuts) that line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ascl_env.bench.runner import EpisodePlan
+
+RUN_FILE = "run.json"
+EPISODES_FILE = "episodes.jsonl"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+LOOKUP_PLOT = "lookup_rate_by_kind.png"
+RESULT_FILES = (RUN_FILE, EPISODES_FILE, REPORT_JSON, REPORT_MD, LOOKUP_PLOT)
+
+COMPARISON_JSON = "comparison.json"
+COMPARISON_MD = "comparison.md"
+SAFETY_PLOT = "safety_vs_utility.png"
+
+
+class RunError(RuntimeError):
+    """A run could not go on; finished episodes are already saved."""
+
+
+class ReportError(ValueError):
+    """A result directory cannot be reported on (missing or unusable files)."""
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------- episodes file
+
+
+def read_rows(path: str | os.PathLike, *, repair: bool = False) -> list[dict[str, Any]]:
+    """Rows of an episodes JSONL file; ``[]`` if it does not exist.
+
+    A last line without its newline, or one that is not valid JSON, is what a killed writer
+    leaves: it is dropped (and cut from the file when ``repair``). A bad line elsewhere is an
+    error naming the line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    rows: list[dict[str, Any]] = []
+    good_bytes = 0
+    for number, line in enumerate(lines, start=1):
+        is_last = number == len(lines)
+        if not line.strip():
+            if not is_last:
+                good_bytes += len(line) + 1
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("episode"), int):
+                raise ValueError("not an episode row (no integer 'episode')")
+        except ValueError as exc:
+            if is_last or (number == len(lines) - 1 and not lines[-1]):
+                # only the final record can be a torn write
+                break
+            raise RunError(f"{path}, line {number}: {exc}") from exc
+        if is_last:
+            break  # complete JSON but no newline: the writer died before finishing the line
+        rows.append(row)
+        good_bytes += len(line) + 1
+    if repair and good_bytes < len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(good_bytes)
+    return rows
+
+
+class EpisodeWriter:
+    """Appends episode rows to an episodes file, one flushed JSON line each."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+# --------------------------------------------------------------------------- run.json
+
+
+def plan_fingerprint(plans: Sequence[EpisodePlan]) -> str:
+    """A short hash of which task and seed each episode index gets."""
+    text = json.dumps([[p.index, p.task.id, p.seed] for p in plans])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def prepare_directory(
+    out_dir: str | os.PathLike, config: dict[str, Any], *, overwrite: bool = False
+) -> dict[str, Any]:
+    """Create or reuse ``out_dir`` for ``config``; returns the run record to extend.
+
+    :class:`RunError` when ``run.json`` is unreadable or holds another configuration (naming
+    the fields that differ); ``overwrite`` deletes the earlier results first.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        for name in RESULT_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+    path = out_dir / RUN_FILE
+    if not path.exists():
+        return {"config": config, "invocations": []}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        previous = record["config"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{path} is unreadable ({exc}); pass --overwrite to start afresh") from exc
+    changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
+    if changed:
+        details = "; ".join(f"{k}: {previous.get(k)!r} -> {config.get(k)!r}" for k in changed)
+        raise RunError(
+            f"{out_dir} holds results of a different configuration ({details}); "
+            "use another --out, or --overwrite to discard them"
+        )
+    return record
+
+
+def write_run(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    return atomic_write_json(Path(out_dir) / RUN_FILE, record)
+
+
+def load_run(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """``run.json`` of a result directory; :class:`ReportError` if missing or not JSON."""
+    path = Path(out_dir) / RUN_FILE
+    if not path.is_file():
+        raise ReportError(f"{out_dir} is not a result directory: {RUN_FILE} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ReportError(f"{path}: not valid JSON ({exc})") from exc
