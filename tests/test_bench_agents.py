@@ -147,6 +147,7 @@ def test_openai_agent_options_reach_the_client(monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny_agent(tmp_path_factory):
+    pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from ascl_env.bench.models import build_tiny_qwen2
 
@@ -229,9 +230,61 @@ def test_smollm2_agent_answers_and_stops():
 
 
 def test_hf_agent_bad_folder_and_dtype(tmp_path):
+    pytest.importorskip("torch")
     pytest.importorskip("transformers")
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(AgentSpecError, match="cannot load the model"):
         HFAgent(tmp_path, device="cpu")
     with pytest.raises(AgentSpecError, match="dtype 'float8'"):
         HFAgent(tmp_path, device="cpu", dtype="float8")
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The agent registry, restored after the test."""
+    from ascl_env.bench.agents import base
+
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    return base
+
+
+def test_a_registered_family_is_built_from_its_spec_and_listed(registry):
+    class Echo:
+        def __init__(self, word: str, options: AgentOptions):
+            self.name, self.word, self.options = f"echo:{word}", word, options
+
+        def generate(self, conversations):
+            return [self.word for _ in conversations]
+
+    @registry.register_agent("echo", "answers ARG every turn", argument="ARG")
+    def _echo(argument, options, _answers):
+        return Echo(argument, options)
+
+    options = AgentOptions(seed=7)
+    agent = make_agent(" echo:hello ", options=options)
+    assert (agent.name, agent.word, agent.options) == ("echo:hello", "hello", options)
+    assert registry.agent_table()[-1] == f"  {'echo:ARG':<20} answers ARG every turn"
+    with pytest.raises(registry.UnknownAgentError, match="write echo:ARG") as info:
+        make_agent("echo:")
+    assert info.value.agent_table == registry.agent_table()
+    assert str(info.value).splitlines()[1:] == registry.agent_table()
+
+
+def test_a_name_registers_once_and_has_no_colon(registry):
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_agent("oracle", "again")(lambda *a: None)
+    with pytest.raises(ValueError, match="contain no ':'"):
+        registry.register_agent("a:b", "x")
+
+
+def test_spec_help_is_the_table_of_every_family():
+    from ascl_env.bench.agents import SPEC_HELP, agent_families, agent_table
+
+    assert SPEC_HELP.splitlines() == ["agent specs:", *agent_table()]
+    assert list(agent_families()) == [
+        "always-refuse", "always-comply", "always-lookup", "oracle",
+        "smollm2", "hf", "vllm", "openai",
+    ]  # fmt: skip

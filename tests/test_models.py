@@ -10,6 +10,7 @@ import pytest
 
 from ascl_env.bench import models
 
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 TOOLS = [
