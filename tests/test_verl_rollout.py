@@ -42,10 +42,10 @@ from verl.protocol import DataProto  # noqa: E402
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn  # noqa: E402
 from verl.workers.rollout.replica import TokenOutput  # noqa: E402
 
+from ascl_env.bench.models import build_tiny_qwen2, smollm2_hf_dir  # noqa: E402
 from ascl_env.config import ASCLConfig  # noqa: E402
 from ascl_env.env import ASCLEnv, lookup_tool_schema  # noqa: E402
 from ascl_env.ifpo import lookup_counts_from_mask  # noqa: E402
-from ascl_env.bench.models import build_tiny_qwen2, smollm2_hf_dir  # noqa: E402
 from ascl_env.tasks import Task  # noqa: E402
 from verl_recipes.paths import shipped_path  # noqa: E402
 from verl_recipes.prepare_data import build_rows, episode_spec, write_parquet  # noqa: E402

@@ -34,8 +34,8 @@ from ascl_env.parsing import read_turn
 from ascl_env.rewards import Judgement, episode_reward, judge_answer, outcome_info
 from verl_recipes.prepare_data import episode_spec
 
-# What ChatML/Hermes templates (Qwen2.5, ascl_env.bench.models) put between a tool result and the next
-# assistant turn once special tokens are removed; used when no tokenizer is given.
+# What ChatML/Hermes templates (Qwen2.5, ascl_env.bench.models) put between a tool result and the
+# next assistant turn once special tokens are removed; used when no tokenizer is given.
 CHATML_TOOL_TURN_END = "\n</tool_response>\nassistant\n"
 _SENTINEL = "ASCL-TOOL-RESULT-SENTINEL"
 

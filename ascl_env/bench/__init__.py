@@ -1,6 +1,7 @@
 """The benchmark harness behind ``ascl-bench``: agents, the batched runner, metrics, reports.
 
-Importing it is cheap: transformers, vLLM and matplotlib are imported only where used.
+Importing it is cheap: transformers, vLLM, matplotlib and tqdm are imported only where used
+(matplotlib and tqdm come with the ``bench`` extra).
 """
 
 from ascl_env.bench.agents import (
