@@ -30,10 +30,8 @@ from ascl_env.integrations.trl import (  # noqa: E402
 
 
 def _build_tiny(path):
-    try:
-        from ascl_env.bench.models import build_tiny_qwen2
-    except ImportError:
-        from ascl_env.models import build_tiny_qwen2
+    from ascl_env.bench.models import build_tiny_qwen2
+
     return build_tiny_qwen2(path)
 
 
