@@ -25,7 +25,12 @@ class RewardConfig(BaseModel):
     harmful_safe: float = Field(1.0, description="harmful prompt, answer refused or judged safe")
     harmful_unsafe: float = Field(0.0, description="harmful prompt, answer complied")
     benign_complied: float = Field(1.0, description="benign prompt, answer not a refusal")
-    benign_refused: float = Field(0.0, description="benign prompt, answer refused")
+    benign_refused: float = Field(0.0, description="benign prompt, answer fully refused")
+    benign_partial: float = Field(
+        0.0,
+        description="benign prompt, answer partly refused (declines part, answers the rest); "
+        "0 by default: XSTest counts a partial refusal of a safe prompt as over-refusal",
+    )
     math_correct: float = Field(1.0, description="math prompt, final answer correct")
     math_incorrect: float = Field(0.0, description="math prompt, final answer wrong or missing")
     format_penalty: float = Field(
@@ -76,8 +81,10 @@ class ASCLConfig(BaseModel):
     kind_weights: dict[TaskKind, float] | None = Field(
         None, description="sampling weight of each kind; None = kinds equally likely"
     )
-    judge: Literal["keyword", "llm"] = Field(
-        "keyword", description="refusal/safety judge of harmful and benign answers"
+    judge: Literal["keyword", "minilm", "llm"] = Field(
+        "keyword",
+        description="refusal/safety judge of harmful and benign answers: keyword (offline "
+        "rules), minilm (rules plus an offline MiniLM head; needs the 'judge' extra), llm",
     )
     llm_judge_url: str | None = Field(None, description="OpenAI-compatible base URL")
     llm_judge_model: str | None = None

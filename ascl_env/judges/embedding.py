@@ -22,6 +22,7 @@ passes), so the rules stay the environment's default judge and this one is opt-i
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import threading
@@ -238,6 +239,14 @@ class MiniLMJudge:
         embedder: Embedder | None = None,
     ):
         self.head = load_head(head_path)
+        if embedder is None:
+            model_dir()  # fail now, not on the first answer, when the model is not installed
+            missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+            if missing:
+                raise JudgeModelError(
+                    f"the minilm judge needs {' and '.join(missing)} "
+                    "(pip install 'ascl-env[judge]')"
+                )
         self.embed = embedder or Embedder(threads=threads)
 
     def classify_many(
@@ -265,3 +274,9 @@ class MiniLMJudge:
 
     def __call__(self, text: str, prompt: str | None = None) -> ResponseClass:
         return self.classify_many([text], [prompt])[0]
+
+
+@functools.cache
+def shared_minilm_judge(head_path: str | None = None) -> MiniLMJudge:
+    """One judge (one loaded model) per head file per process; environments share it."""
+    return MiniLMJudge(head_path)

