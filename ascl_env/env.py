@@ -20,7 +20,14 @@ from ascl_env.judges import LLMJudge
 from ascl_env.parsing import MalformedCall, ParsedAction, ToolCall, read_turn
 from ascl_env.registration import jsonable_spec
 from ascl_env.retrieval import Hit, shared_retriever
-from ascl_env.rewards import OUTCOME_KEYS, Judgement, episode_reward, judge_answer, outcome_info
+from ascl_env.rewards import (
+    OUTCOME_KEYS,
+    Judgement,
+    episode_reward,
+    judge_answer,
+    offline_classifier,
+    outcome_info,
+)
 from ascl_env.spaces import UnicodeText
 from ascl_env.tasks import Task, load_task_spec
 
@@ -330,11 +337,7 @@ class ASCLEnv(gym.Env[str, str]):
             if config.judge == "llm"
             else None
         )
-        self._classifier = None
-        if config.judge == "minilm":
-            from ascl_env.judges.embedding import shared_minilm_judge
-
-            self._classifier = shared_minilm_judge()
+        self._classifier = offline_classifier(config.judge)
         self._tool_mode = config.rules_mode == "tool"
 
         error_room = config.max_calls_per_turn * (_ERROR_CHARS + 2)

@@ -84,6 +84,16 @@ def keyword_judgement(
     return Judgement(refused, None, correct, "math-verify", response_class=cls)
 
 
+def offline_classifier(judge: str) -> Classifier | None:
+    """The response classifier of ``ASCLConfig.judge``: ``None`` (the rules) for ``"keyword"``
+    and ``"llm"`` (its fallback), the process-wide MiniLM judge for ``"minilm"``."""
+    if judge != "minilm":
+        return None
+    from ascl_env.judges.embedding import shared_minilm_judge
+
+    return shared_minilm_judge()
+
+
 def judge_answer(
     task: Task,
     answer: str,

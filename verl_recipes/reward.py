@@ -31,7 +31,13 @@ from ascl_env.config import ASCLConfig
 from ascl_env.env import LOOKUP_TOOL_NAME, shared_llm_judge
 from ascl_env.judges import LLMJudge
 from ascl_env.parsing import read_turn
-from ascl_env.rewards import Judgement, episode_reward, judge_answer, outcome_info
+from ascl_env.rewards import (
+    Judgement,
+    episode_reward,
+    judge_answer,
+    offline_classifier,
+    outcome_info,
+)
 from verl_recipes.prepare_data import episode_spec
 
 # What ChatML/Hermes templates (Qwen2.5, ascl_env.bench.models) put between a tool result and the
@@ -137,7 +143,14 @@ def compute_score(
     elif kind == "calls":  # verl stopped at max_assistant_turns before an answer
         truncated = True
     else:
-        judgement = judge_answer(task, parsed.content, _judge_for(config), config.on_judge_error)
+        judgement = judge_answer(
+            task,
+            parsed.content,
+            _judge_for(config),
+            config.on_judge_error,
+            offline_classifier(config.judge),
+            config.judge,
+        )
     breakdown = episode_reward(
         task.kind,
         judgement,
