@@ -620,6 +620,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``judge-eval`` for parsed ``args``; 2 with a one-line message on bad input."""
+    judge = None
     try:
         judge, name = build_judge(args)
         result = evaluate(
@@ -634,6 +635,9 @@ def main(args: argparse.Namespace) -> int:
     except JudgeEvalError as exc:
         print(f"ascl-bench judge-eval: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if isinstance(judge, LLMRefusalJudge):
+            judge.judge.close()
     print(render_table(result))
     json_path, md_path = write_results(result, args.out)
     print(f"\nwrote {md_path} and {json_path}")
