@@ -60,6 +60,7 @@ class Episode:
     wire_messages: list[dict[str, Any]] = field(repr=False)
     terminated: bool
     truncated: bool
+    info: dict[str, Any] = field(default_factory=dict, repr=False)  # the env's final info
 
     @property
     def completion_tokens(self) -> int | None:
@@ -219,6 +220,7 @@ class _Driver:
             wire_messages=list(self.wire),
             terminated=self.terminated,
             truncated=self.truncated,
+            info=dict(self.info),
         )
 
 

@@ -19,9 +19,8 @@ from ascl_env.bench.agents import (
     HFAgent,
     OpenAIAgent,
     Oracle,
+    Generation,
     make_agent,
-    tool_calls_to_text,
-    wire_messages,
 )
 from ascl_env.bench.runner import plan_episodes, run_episodes
 from ascl_env.env import lookup_tool_schema
@@ -100,46 +99,18 @@ def test_oracle_answers_by_kind():
         agent.generate([conv("c", "math", "m9")])
 
 
-def test_tool_calls_to_text_round_trips_through_the_parser():
-    calls = [
-        {
-            "id": "1",
-            "type": "function",
-            "function": {"name": "lookup_safety_rules", "arguments": '{"query": "locks"}'},
-        }
-    ]
-    text = tool_calls_to_text("Let me check.", calls)
-    parsed = parse_action(text)
-    assert parsed.calls == (ToolCall("lookup_safety_rules", {"query": "locks"}),)
-    assert parsed.content.strip() == "Let me check."
-
-
-def test_wire_messages_adds_tool_call_ids():
-    messages = [
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "<tool_call>"},
-        {"role": "tool", "name": "lookup_safety_rules", "content": "r"},
-    ]
-    wire = wire_messages(messages)
-    assert wire[2] == {
-        "role": "tool",
-        "content": "r",
-        "tool_call_id": "call_2",
-        "name": "lookup_safety_rules",
-    }
-    assert wire[:2] == messages[:2]
-
-
 def test_openai_agent_options_reach_the_client(monkeypatch):
     monkeypatch.setenv("MY_KEY", "sk-test")
     agent = make_agent(
         "openai:http://127.0.0.1:9/v1/#served",
-        options=AgentOptions(api_key_env="MY_KEY", max_new_tokens=7),
+        options=AgentOptions(api_key_env="MY_KEY", max_new_tokens=7, tool_mode="hermes"),
     )
     assert isinstance(agent, OpenAIAgent)
     assert agent.base_url == "http://127.0.0.1:9/v1" and agent.model == "served"
-    assert agent._client.headers["Authorization"] == "Bearer sk-test"
-    assert agent._params["max_tokens"] == 7
+    assert agent.client.api_key == "sk-test"
+    assert agent.max_new_tokens == 7 and agent.tool_mode == "hermes"
+    with pytest.raises(AgentSpecError, match="tool mode"):
+        make_agent("openai:http://127.0.0.1:9/v1#m", options=AgentOptions(tool_mode="xml"))
 
 
 # --------------------------------------------------------------------------- HF, tiny model
@@ -168,7 +139,19 @@ def test_hf_agent_batched_matches_single_with_left_padding(tiny_agent):
     batched = tiny_agent.generate([long, short, long])
     assert batched[1] == alone[0]
     assert batched[0] == batched[2]
-    assert all(isinstance(t, str) for t in batched)
+    assert all(isinstance(g, Generation) and isinstance(g.text, str) for g in batched)
+
+
+def test_hf_agent_reports_finish_reason_tokens_and_its_share_of_time(tiny_agent):
+    out = tiny_agent.generate([conv("Hello"), conv("What is 2 + 2?"), conv("Hi")])
+    for gen in out:
+        # max_new_tokens=12: a row without an eos token was cut at the limit
+        assert gen.finish_reason in ("stop", "length")
+        if gen.finish_reason == "length":
+            assert gen.completion_tokens == 12
+        else:
+            assert 1 <= gen.completion_tokens <= 12
+        assert 0 < gen.seconds < tiny_agent.generation_seconds
 
 
 def test_hf_agent_stops_at_eos_and_counts(tiny_agent):
@@ -177,7 +160,7 @@ def test_hf_agent_stops_at_eos_and_counts(tiny_agent):
     produced = tiny_agent.generated_tokens - tokens_before
     assert 0 < produced <= 2 * 12
     assert tiny_agent.generation_seconds > 0
-    assert not any("<|im_end|>" in t or "<|endoftext|>" in t for t in texts)
+    assert not any("<|im_end|>" in t.text or "<|endoftext|>" in t.text for t in texts)
 
 
 def test_hf_agent_sampling_is_seeded(tmp_path_factory, tiny_agent):
@@ -209,6 +192,15 @@ def test_hf_agent_runs_episodes(tiny_agent):
         assert row["messages"][2]["role"] == "assistant"
         assert row["reward"] is not None
         assert row["timing"]["generate_s"] > 0
+        assert len(row["generations"]) == row["turns"]
+        assert {g["finish_reason"] for g in row["generations"]} <= {"stop", "length"}
+        assert row["hit_token_limit"] == any(
+            g["finish_reason"] == "length" for g in row["generations"]
+        )
+        assert row["completion_tokens"] == sum(g["completion_tokens"] for g in row["generations"])
+    # each row's generation time is its own share, not the whole batch's on every row
+    shares = sum(r["timing"]["generate_s"] for r in rows)
+    assert 0.5 * stats.generate_s < shares <= stats.generate_s
     json.dumps(rows)  # rows are JSON-serialisable
 
 
@@ -224,9 +216,9 @@ def test_smollm2_agent_answers_and_stops():
     texts = agent.generate(
         [conv("What is the capital of France?", tools=[]), conv("Say hello.", tools=[])]
     )
-    assert "paris" in texts[0].lower()
+    assert "paris" in texts[0].text.lower()
     assert agent.generated_tokens < 2 * 48, "no row stopped at <|im_end|>"
-    assert not any("<|im_end|>" in t for t in texts)
+    assert not any("<|im_end|>" in t.text for t in texts)
 
 
 def test_hf_agent_bad_folder_and_dtype(tmp_path):

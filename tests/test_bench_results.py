@@ -52,7 +52,11 @@ def test_episode_writer_and_read_rows_round_trip(tmp_path):
 
 def test_run_json_refuses_another_configuration(tmp_path):
     record = results.prepare_directory(tmp_path, {"agent": "oracle", "seed": 0})
-    assert record == {"config": {"agent": "oracle", "seed": 0}, "invocations": []}
+    assert record == {
+        "config": {"agent": "oracle", "seed": 0},
+        "provenance": None,
+        "invocations": [],
+    }
     results.write_run(tmp_path, record)
     assert results.load_run(tmp_path) == record
     assert results.prepare_directory(tmp_path, {"agent": "oracle", "seed": 0}) == record

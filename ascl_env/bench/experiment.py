@@ -1,7 +1,8 @@
 """One agent on one episode plan, into a result directory that can be resumed and reported.
 
 The directory's layout and ``run.json`` (which refuses a different configuration unless
-``overwrite``) are :mod:`ascl_env.bench.results`'s.
+``overwrite``) are :mod:`ascl_env.bench.results`'s; what ``run.json`` records about the software,
+model and judge is :mod:`ascl_env.bench.provenance`'s.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ascl_env.bench.agents import Agent
+from ascl_env.bench import provenance as provenance_
+from ascl_env.bench.agents import Agent, EpisodeAgent
 from ascl_env.bench.report import write_report
 from ascl_env.bench.results import (
     EPISODES_FILE,
@@ -26,7 +28,7 @@ from ascl_env.bench.runner import EpisodePlan, run_episodes
 
 
 def run_experiment(
-    agent: Agent,
+    agent: Agent | EpisodeAgent,
     plans: Sequence[EpisodePlan],
     out_dir: str | os.PathLike,
     config: dict[str, Any],
@@ -39,7 +41,10 @@ def run_experiment(
     """Run (or resume) ``plans`` into ``out_dir`` and write its report; returns the report."""
     out_dir = Path(out_dir)
     config = {**config, "episodes": len(plans), "plan": plan_fingerprint(plans)}
-    record = prepare_directory(out_dir, config, overwrite=overwrite)
+    provenance = provenance_.collect(agent, env_kwargs)
+    record = prepare_directory(out_dir, config, overwrite=overwrite, provenance=provenance)
+    if record.get("provenance") is None:  # a directory from before provenance was recorded
+        record["provenance"] = provenance
     write_run(out_dir, record)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     try:
@@ -60,9 +65,12 @@ def run_experiment(
             "started": started,
             "episodes_run": stats.episodes_run,
             "episodes_skipped": stats.episodes_skipped,
+            "episodes_errored": stats.episodes_errored,
             "wall_s": round(stats.wall_s, 3),
             "generate_s": round(stats.generate_s, 3),
             "generate_calls": stats.generate_calls,
+            "agent": config.get("agent"),
+            "provenance": provenance,
         }
     )
     write_run(out_dir, record)

@@ -28,6 +28,7 @@ from ascl_env.bench.results import (
     atomic_write_json,
     atomic_write_text,
     load_run,
+    is_errored,
     read_rows,
 )
 
@@ -46,19 +47,75 @@ def build_report(out_dir: str | os.PathLike) -> dict[str, Any]:
     """The report of a result directory, computed from its episodes."""
     out_dir = Path(out_dir)
     run = load_run(out_dir)
-    rows = read_rows(out_dir / EPISODES_FILE)
+    all_rows = read_rows(out_dir / EPISODES_FILE)
+    errored = [row for row in all_rows if is_errored(row)]
+    rows = [row for row in all_rows if not is_errored(row)]
     if not rows:
-        raise ReportError(f"{out_dir / EPISODES_FILE} has no finished episodes")
+        what = f" ({len(errored)} errored)" if errored else ""
+        raise ReportError(f"{out_dir / EPISODES_FILE} has no finished episodes{what}")
     planned = run.get("config", {}).get("episodes")
     return {
         "agent": run.get("config", {}).get("agent"),
         "config": run.get("config", {}),
+        "provenance": run.get("provenance"),
         "episodes_finished": len(rows),
+        "episodes_errored": len(errored),
         "episodes_planned": planned,
         "complete": planned is None or len(rows) >= planned,
         "invocations": run.get("invocations", []),
         "metrics": compute_metrics(rows),
+        "finish": finish_summary(rows, errored),
     }
+
+
+# --------------------------------------------------------------------------- finish reasons
+
+
+def finish_summary(
+    rows: Sequence[dict[str, Any]], errored: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """Per task kind: episodes with a turn cut at the token limit (``finish_reason ==
+    "length"``) over those whose agent reports finish reasons, generated tokens per turn, and
+    errored episodes (left out of every other metric)."""
+    out: dict[str, Any] = {}
+    kinds = [k for k in KINDS if any(r.get("task_kind") == k for r in [*rows, *errored])]
+    for kind in kinds:
+        mine = [r for r in rows if r.get("task_kind") == kind]
+        known = [r for r in mine if r.get("hit_token_limit") is not None]
+        cut = sum(1 for r in known if r["hit_token_limit"])
+        tokens = [
+            g["completion_tokens"]
+            for r in mine
+            for g in r.get("generations") or []
+            if g.get("completion_tokens") is not None
+        ]
+        out[kind] = {
+            "episodes": len(mine),
+            "with_finish_reasons": len(known),
+            "length_truncated": cut,
+            "length_truncation_rate": cut / len(known) if known else None,
+            "mean_tokens_per_turn": sum(tokens) / len(tokens) if tokens else None,
+            "errored": sum(1 for r in errored if r.get("task_kind") == kind),
+        }
+    return out
+
+
+def _finish_table(finish: dict[str, Any]) -> list[str]:
+    lines = [
+        "| kind | episodes | cut at token limit | mean tokens / turn | errored |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, f in finish.items():
+        rate = f["length_truncation_rate"]
+        cut = (
+            "–"
+            if rate is None
+            else f"{100 * rate:.1f}% ({f['length_truncated']}/{f['with_finish_reasons']})"
+        )
+        mean = f["mean_tokens_per_turn"]
+        tokens = "–" if mean is None else f"{mean:.1f}"
+        lines.append(f"| {kind} | {f['episodes']} | {cut} | {tokens} | {f['errored']} |")
+    return lines
 
 
 def write_report(out_dir: str | os.PathLike) -> dict[str, Any]:
@@ -170,6 +227,23 @@ def render_markdown(report: dict[str, Any]) -> str:
         "![lookup rate per task kind](lookup_rate_by_kind.png)",
         "",
     ]
+    if report.get("finish"):
+        errored = report.get("episodes_errored", 0)
+        lines += [
+            "## Finish reasons",
+            "",
+            "An episode counts as cut when any of its turns stopped at the token limit "
+            "(`--max-new-tokens`); its answer was scored as written."
+            + (
+                f" {errored} errored episode(s) (requests that failed after retries) are left "
+                "out of every metric; run the same command again to retry them."
+                if errored
+                else ""
+            ),
+            "",
+            *_finish_table(report["finish"]),
+            "",
+        ]
     if report["invocations"]:
         last = report["invocations"][-1]
         lines += [
@@ -227,6 +301,23 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
         "![lookup rate per task kind](lookup_rate_by_kind.png)",
         "",
     ]
+    if report.get("finish"):
+        errored = report.get("episodes_errored", 0)
+        lines += [
+            "## Finish reasons",
+            "",
+            "An episode counts as cut when any of its turns stopped at the token limit "
+            "(`--max-new-tokens`); its answer was scored as written."
+            + (
+                f" {errored} errored episode(s) (requests that failed after retries) are left "
+                "out of every metric; run the same command again to retry them."
+                if errored
+                else ""
+            ),
+            "",
+            *_finish_table(report["finish"]),
+            "",
+        ]
     comparison = {
         "runs": {
             label: {

@@ -2,11 +2,14 @@
 
 A result directory holds
 
-* ``run.json`` (:data:`RUN_FILE`): ``{"config": ..., "invocations": [...]}``, what was run (agent
-  spec, task selection, seed, environment and generation settings, a fingerprint of the episode
-  plan) and, per invocation, how long it took;
+* ``run.json`` (:data:`RUN_FILE`): ``{"config": ..., "provenance": ..., "invocations": [...]}``,
+  what was run (agent spec, task selection, seed, environment and generation settings, a
+  fingerprint of the episode plan), what it was run with (:mod:`ascl_env.bench.provenance`:
+  package versions, git revision, model and judge identity, threads) and, per invocation, how
+  long it took and that invocation's own provenance;
 * ``episodes.jsonl`` (:data:`EPISODES_FILE`): one JSON row per finished episode, appended and
-  flushed as each episode ends;
+  flushed as each episode ends; an episode whose agent failed (an endpoint that kept failing)
+  has a row with ``"error"`` set (:func:`is_errored`), which a resumed run replaces;
 * ``report.json``, ``report.md`` and ``lookup_rate_by_kind.png``, written from the episodes by
   :mod:`ascl_env.bench.report`.
 
@@ -146,13 +149,22 @@ def plan_fingerprint(plans: Sequence[EpisodePlan]) -> str:
 
 
 def prepare_directory(
-    out_dir: str | os.PathLike, config: dict[str, Any], *, overwrite: bool = False
+    out_dir: str | os.PathLike,
+    config: dict[str, Any],
+    *,
+    overwrite: bool = False,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Create or reuse ``out_dir`` for ``config``; returns the run record to extend.
 
     :class:`RunError` when ``run.json`` is unreadable or holds another configuration (naming
-    the fields that differ); ``overwrite`` deletes the earlier results first.
+    the fields that differ). What is compared is
+    :func:`ascl_env.bench.provenance.comparable`: the configuration without endpoint URLs, plus
+    the model and judge identity of ``provenance``. ``overwrite`` deletes the earlier results
+    first. A new record starts with ``provenance``; a resumed one keeps its first.
     """
+    from ascl_env.bench.provenance import comparable
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if overwrite:
@@ -160,20 +172,47 @@ def prepare_directory(
             (out_dir / name).unlink(missing_ok=True)
     path = out_dir / RUN_FILE
     if not path.exists():
-        return {"config": config, "invocations": []}
+        return {"config": config, "provenance": provenance, "invocations": []}
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         previous = record["config"]
+        previous_provenance = record.get("provenance")
+        if not isinstance(previous, dict):
+            raise TypeError("'config' is not an object")
     except (ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{path} is unreadable ({exc}); pass --overwrite to start afresh") from exc
-    changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
+    if provenance is None:
+        old, new = previous, config
+    else:
+        old = comparable(previous, previous_provenance)
+        new = comparable(config, provenance)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if changed:
-        details = "; ".join(f"{k}: {previous.get(k)!r} -> {config.get(k)!r}" for k in changed)
+        details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
         raise RunError(
             f"{out_dir} holds results of a different configuration ({details}); "
             "use another --out, or --overwrite to discard them"
         )
     return record
+
+
+def drop_rows(path: str | os.PathLike, drop: Callable[[dict[str, Any]], bool]) -> int:
+    """Rewrite an episodes file without the rows ``drop`` selects (atomically); how many went.
+
+    A torn last line is cut first, as :func:`read_rows` with ``repair`` does.
+    """
+    rows = read_rows(path, repair=True)
+    keep = [row for row in rows if not drop(row)]
+    if len(keep) == len(rows):
+        return 0
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in keep)
+    atomic_write_text(path, text)
+    return len(rows) - len(keep)
+
+
+def is_errored(row: dict[str, Any]) -> bool:
+    """Whether an episode row records an episode that failed (kept, rerun on resume)."""
+    return bool(row.get("error"))
 
 
 def write_run(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:

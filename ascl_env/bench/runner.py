@@ -1,11 +1,19 @@
-"""Run many ASCL-v0 episodes with one agent, generation batched across episodes.
+"""Run many ASCL-v0 episodes with one agent.
 
-Every round, the next turn of *all* active episodes (up to ``batch_size``) comes from one
-``agent.generate`` call; each text is then stepped in its own environment. A finished episode is
-appended to a JSONL file at once (one row: task metadata, transcript, reward components,
-timing), so an interrupted run loses at most the episodes in flight. Running the same plan again
-skips the episode indices already in the file (a truncated last line, left by a kill, is cut
-off first), so nothing is redone or duplicated.
+A turn-level agent (:class:`~ascl_env.bench.agents.Agent`: HF, vLLM, scripted) is batched across
+episodes: every round, the next turn of *all* active episodes (up to ``batch_size``) comes from
+one ``agent.generate`` call; each text is then stepped in its own environment. An episode-level
+agent (:class:`~ascl_env.bench.agents.EpisodeAgent`: the OpenAI-compatible one) runs whole
+episodes itself, one thread per episode, ``agent.concurrency`` at a time.
+
+A finished episode is appended to a JSONL file at once (one row: task metadata, transcript,
+reward components, per-turn finish reason and generated tokens, timing), so an interrupted run
+loses at most the episodes in flight. An episode an episode-level agent could not finish
+(:class:`~ascl_env.bench.agents.EpisodeFailed`: its endpoint kept failing) gets an errored row
+(``"error"`` set, no reward) and the run goes on; ``max_consecutive_errors`` failures in a row
+stop it (the endpoint is down). Running the same plan again skips the episode indices already
+in the file, after dropping the errored rows (those episodes are run again) and a truncated last
+line left by a kill, so nothing is redone or duplicated.
 
 The plan (which task and which seed each episode index gets) depends only on the task list,
 ``n`` and ``seed``: :func:`plan_episodes`. The episodes file's format is
@@ -15,23 +23,35 @@ The plan (which task and which seed each episode index gets) depends only on the
 from __future__ import annotations
 
 import os
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import gymnasium
 
 from ascl_env.bench import extras
-from ascl_env.bench.agents import Agent, Conversation
-from ascl_env.bench.results import EpisodeWriter, RunError, read_rows
+from ascl_env.bench.agents import (
+    Agent,
+    Conversation,
+    EpisodeAgent,
+    EpisodeFailed,
+    EpisodeRun,
+    Generation,
+    finish_reason,
+)
+from ascl_env.bench.results import EpisodeWriter, RunError, drop_rows, is_errored, read_rows
 from ascl_env.registration import ENV_ID, register_envs
 from ascl_env.tasks import Task
 
 __all__ = [
     "OUTCOME_FIELDS",
     "EpisodePlan",
+    "TURN_FIELDS",
     "RunError",
     "RunStats",
     "plan_episodes",
@@ -57,6 +77,10 @@ OUTCOME_FIELDS = (
     "judge_error",
     "response_class",
 )
+
+
+TURN_FIELDS = ("finish_reason", "completion_tokens", "generate_s")
+"""The keys of each entry of a row's ``generations`` (one per assistant turn)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +132,6 @@ class _Active:
     env: gymnasium.Env
     conversation: Conversation
     started: float
-    generate_s: float = 0.0
     env_s: float = 0.0
     turns: list[dict[str, Any]] = field(default_factory=list)
 
@@ -122,6 +145,7 @@ class RunStats:
     wall_s: float
     generate_s: float
     generate_calls: int
+    episodes_errored: int = 0
 
 
 class _NoBar:
@@ -139,8 +163,22 @@ def _progress_bar(progress: bool, total: int, initial: int, desc: str) -> Any:
     return tqdm(total=total, initial=initial, desc=desc, unit="ep", dynamic_ncols=True)
 
 
-def _episode_row(active: _Active, info: dict[str, Any], agent_name: str) -> dict[str, Any]:
-    plan = active.plan
+def _episode_row(
+    plan: EpisodePlan,
+    agent_name: str,
+    rules_mode: str | None,
+    info: dict[str, Any],
+    turns: list[dict[str, Any]],
+    *,
+    wall_s: float,
+    env_s: float | None,
+    error: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One episodes-file row. ``turns`` are per-turn ``TURN_FIELDS`` records; ``error`` marks an
+    episode that could not be finished (no outcome fields then)."""
+    reasons = [t.get("finish_reason") for t in turns]
+    tokens = [t.get("completion_tokens") for t in turns]
+    known = [r for r in reasons if r is not None]
     return {
         "episode": plan.index,
         "seed": plan.seed,
@@ -149,21 +187,26 @@ def _episode_row(active: _Active, info: dict[str, Any], agent_name: str) -> dict
         "task_kind": plan.task.kind,
         "category": plan.task.category,
         "source": plan.task.source,
-        "rules_mode": active.conversation.meta["rules_mode"],
-        **{name: info.get(name) for name in OUTCOME_FIELDS},
-        "turns": info.get("turn"),
-        "messages": info["messages"],
+        "rules_mode": rules_mode,
+        "error": error,
+        **{name: (None if error else info.get(name)) for name in OUTCOME_FIELDS},
+        "turns": info.get("turn", len(turns)),
+        "messages": info.get("messages", []),
         "parse_errors": info.get("parse_errors", []),
+        "generations": [{k: t.get(k) for k in TURN_FIELDS} for t in turns],
+        # did any turn stop at the token limit (None: the agent reports no finish reasons)
+        "hit_token_limit": ("length" in known) if known else None,
+        "completion_tokens": None if any(t is None for t in tokens) else sum(tokens),
         "timing": {
-            "wall_s": round(time.perf_counter() - active.started, 6),
-            "generate_s": round(active.generate_s, 6),
-            "env_s": round(active.env_s, 6),
+            "wall_s": round(wall_s, 6),
+            "generate_s": round(sum(t.get("generate_s") or 0.0 for t in turns), 6),
+            "env_s": None if env_s is None else round(env_s, 6),
         },
     }
 
 
 def run_episodes(
-    agent: Agent,
+    agent: Agent | EpisodeAgent,
     plans: Sequence[EpisodePlan],
     *,
     env_kwargs: dict[str, Any] | None = None,
@@ -171,35 +214,89 @@ def run_episodes(
     batch_size: int = 64,
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    max_consecutive_errors: int = 10,
 ) -> RunStats:
     """Run ``plans`` with ``agent``; rows go to ``out_path`` (JSONL, appended) and ``on_row``.
 
     ``env_kwargs`` are ``gymnasium.make("ASCL-v0", ...)`` keyword arguments (``tasks`` is set
-    from the plans). Episode indices already in ``out_path`` are skipped. An exception from the
-    agent stops the run with :class:`RunError`; rows written before it stay.
+    from the plans). Episode indices already in ``out_path`` are skipped; errored rows there are
+    dropped first and their episodes run again. An exception from a turn-level agent stops the
+    run with :class:`RunError`; an episode-level agent's :class:`EpisodeFailed` gives an errored
+    row, and ``max_consecutive_errors`` of them in a row stop the run with :class:`RunError`.
+    Rows written before a stop stay.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if max_consecutive_errors < 1:
+        raise ValueError(f"max_consecutive_errors must be at least 1, got {max_consecutive_errors}")
     register_envs()
     env_kwargs = {k: v for k, v in (env_kwargs or {}).items() if k != "tasks"}
     tasks = list({plan.task.id: plan.task for plan in plans}.values())
+    if out_path is not None:
+        drop_rows(out_path, is_errored)
     done = {row["episode"] for row in read_rows(out_path, repair=True)} if out_path else set()
     todo = [plan for plan in plans if plan.index not in done]
     writer = EpisodeWriter(out_path) if out_path else None
-    free_envs: list[gymnasium.Env] = []
-    active: list[_Active] = []
     stats = RunStats(0, len(plans) - len(todo), 0.0, 0.0, 0)
     bar = _progress_bar(progress, len(plans), stats.episodes_skipped, agent.name)
+
+    def make_env() -> gymnasium.Env:
+        return gymnasium.make(ENV_ID, tasks=tasks, disable_env_checker=True, **env_kwargs)
+
+    def emit(row: dict[str, Any]) -> None:
+        if writer is not None:
+            writer.write(row)
+        if on_row is not None:
+            on_row(row)
+        stats.episodes_run += 1
+        stats.episodes_errored += 1 if row["error"] else 0
+        bar.update(1)
+
+    def saved() -> str:
+        return f"{stats.episodes_skipped + stats.episodes_run} finished episodes are saved" + (
+            f" in {out_path}; run the same command again to resume" if out_path else ""
+        )
+
     began = time.perf_counter()
-    queue = iter(todo)
+    try:
+        if hasattr(agent, "run_episode"):
+            _run_episode_agent(agent, todo, make_env, emit, saved, stats, max_consecutive_errors)
+        else:
+            _run_batched(agent, todo, make_env, emit, saved, stats, batch_size)
+    finally:
+        stats.wall_s = time.perf_counter() - began
+        bar.close()
+        if writer is not None:
+            writer.close()
+    return stats
+
+
+def _as_generation(agent_name: str, item: Any, index: int) -> Generation:
+    if isinstance(item, Generation):
+        return item
+    if isinstance(item, str):
+        return Generation(item)
+    raise RunError(
+        f"agent {agent_name} returned {type(item).__name__}, not str, for episode {index}"
+    )
+
+
+def _run_batched(
+    agent: Agent,
+    todo: list[EpisodePlan],
+    make_env: Callable[[], gymnasium.Env],
+    emit: Callable[[dict[str, Any]], None],
+    saved: Callable[[], str],
+    stats: RunStats,
+    batch_size: int,
+) -> None:
+    free_envs: list[gymnasium.Env] = []
+    active: list[_Active] = []
+    queue_ = iter(todo)
     try:
         while True:
-            while len(active) < batch_size and (plan := next(queue, None)) is not None:
-                env = (
-                    free_envs.pop()
-                    if free_envs
-                    else gymnasium.make(ENV_ID, tasks=tasks, disable_env_checker=True, **env_kwargs)
-                )
+            while len(active) < batch_size and (plan := next(queue_, None)) is not None:
+                env = free_envs.pop() if free_envs else make_env()
                 started = time.perf_counter()
                 _, info = env.reset(seed=plan.seed, options={"task_id": plan.task.id})
                 meta = {
@@ -221,9 +318,7 @@ def run_episodes(
             except Exception as exc:
                 raise RunError(
                     f"agent {agent.name} failed on episodes "
-                    f"{[item.plan.index for item in active]}: {exc}. "
-                    f"{stats.episodes_skipped + stats.episodes_run} finished episodes are saved"
-                    + (f" in {out_path}; run the same command again to resume" if out_path else "")
+                    f"{[item.plan.index for item in active]}: {exc}. {saved()}"
                 ) from exc
             spent = time.perf_counter() - t0
             stats.generate_s += spent
@@ -232,34 +327,130 @@ def run_episodes(
                 got = len(texts) if isinstance(texts, list) else type(texts).__name__
                 raise RunError(f"agent {agent.name} returned {got} texts for {len(active)} turns")
             still: list[_Active] = []
-            for item, text in zip(active, texts, strict=True):
-                if not isinstance(text, str):
-                    raise RunError(
-                        f"agent {agent.name} returned {type(text).__name__}, not str, "
-                        f"for episode {item.plan.index}"
-                    )
-                item.generate_s += spent
+            for item, out in zip(active, texts, strict=True):
+                gen = _as_generation(agent.name, out, item.plan.index)
+                # an agent that does not time its rows gets an equal share of the call
+                share = gen.seconds if gen.seconds is not None else spent / len(active)
+                item.turns.append(
+                    {
+                        "finish_reason": finish_reason(gen.finish_reason),
+                        "completion_tokens": gen.completion_tokens,
+                        "generate_s": round(share, 6),
+                    }
+                )
                 t1 = time.perf_counter()
-                _, _, terminated, truncated, info = item.env.step(text)
+                _, _, terminated, truncated, info = item.env.step(gen.text)
                 item.env_s += time.perf_counter() - t1
                 if terminated or truncated:
-                    row = _episode_row(item, info, agent.name)
-                    if writer is not None:
-                        writer.write(row)
-                    if on_row is not None:
-                        on_row(row)
+                    row = _episode_row(
+                        item.plan,
+                        agent.name,
+                        item.conversation.meta["rules_mode"],
+                        info,
+                        item.turns,
+                        wall_s=time.perf_counter() - item.started,
+                        env_s=item.env_s,
+                    )
+                    emit(row)
                     free_envs.append(item.env)
-                    stats.episodes_run += 1
-                    bar.update(1)
                 else:
                     item.conversation.messages = info["messages"]
                     still.append(item)
             active = still
     finally:
-        stats.wall_s = time.perf_counter() - began
-        bar.close()
-        if writer is not None:
-            writer.close()
         for env in free_envs + [item.env for item in active]:
             env.close()
-    return stats
+
+
+def _run_episode_agent(
+    agent: EpisodeAgent,
+    todo: list[EpisodePlan],
+    make_env: Callable[[], gymnasium.Env],
+    emit: Callable[[dict[str, Any]], None],
+    saved: Callable[[], str],
+    stats: RunStats,
+    max_consecutive_errors: int,
+) -> None:
+    envs: queue.SimpleQueue[gymnasium.Env] = queue.SimpleQueue()
+    made: list[gymnasium.Env] = []
+    lock = threading.Lock()
+
+    def one(plan: EpisodePlan) -> dict[str, Any]:
+        try:
+            env = envs.get_nowait()
+        except queue.Empty:
+            env = make_env()
+            with lock:
+                made.append(env)
+        started = time.perf_counter()
+        rules_mode = env.unwrapped.config.rules_mode
+        try:
+            result: EpisodeRun = agent.run_episode(env, seed=plan.seed, task_id=plan.task.id)
+        except EpisodeFailed as exc:
+            info = {"messages": exc.messages, "turn": len(exc.turns)}
+            error = {"type": type(exc.__cause__ or exc).__name__, "message": str(exc)}
+            return _episode_row(
+                plan,
+                agent.name,
+                rules_mode,
+                info,
+                exc.turns,
+                wall_s=time.perf_counter() - started,
+                env_s=None,
+                error=error,
+            )
+        finally:
+            envs.put(env)
+        return _episode_row(
+            plan,
+            agent.name,
+            rules_mode,
+            {**result.info, "reward": result.reward},
+            result.turns,
+            wall_s=time.perf_counter() - started,
+            env_s=None,
+        )
+
+    workers = max(1, int(getattr(agent, "concurrency", 1)))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ascl-episode")
+    pending: set[Future] = set()
+    plans = iter(todo)
+    consecutive = 0
+    failure: BaseException | None = None
+    try:
+        while True:
+            while failure is None and len(pending) < 2 * workers:
+                plan = next(plans, None)
+                if plan is None:
+                    break
+                future = pool.submit(one, plan)
+                future.plan = plan  # type: ignore[attr-defined]
+                pending.add(future)
+            if not pending:
+                break
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                try:
+                    row = future.result()
+                except Exception as exc:  # a bug, not an endpoint failure: stop
+                    failure = failure or RunError(
+                        f"agent {agent.name} failed on episode {future.plan.index}: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
+                    failure.__cause__ = exc
+                    continue
+                emit(row)
+                stats.generate_calls += len(row["generations"])
+                stats.generate_s += row["timing"]["generate_s"]
+                consecutive = consecutive + 1 if row["error"] else 0
+                if consecutive >= max_consecutive_errors and failure is None:
+                    failure = RunError(
+                        f"agent {agent.name}: {consecutive} episodes in a row failed "
+                        f"(last: {row['error']['message']})"
+                    )
+        if failure is not None:
+            raise RunError(f"{failure} {saved()}") from failure.__cause__
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for env in made:
+            env.close()

@@ -11,7 +11,8 @@ judging. One module per family, each registering its specs (:func:`register_agen
   left padding, CPU or CUDA (also the offline ``smollm2`` spec);
 * :mod:`~ascl_env.bench.agents.vllm`: :class:`VLLMAgent`, vLLM's offline engine, imported lazily;
 * :mod:`~ascl_env.bench.agents.openai`: :class:`OpenAIAgent`, any OpenAI-compatible
-  ``/chat/completions`` endpoint (e.g. ``vllm serve``), with concurrency, timeouts and retries.
+  ``/chat/completions`` endpoint (e.g. ``vllm serve``); it runs whole episodes through
+  :func:`ascl_env.episode.run_openai_episode` (an :class:`EpisodeAgent`), one thread each.
 
 :func:`make_agent` builds one from a spec string (see :data:`SPEC_HELP`).
 """
@@ -19,9 +20,17 @@ judging. One module per family, each registering its specs (:func:`register_agen
 from __future__ import annotations
 
 from ascl_env.bench.agents.base import (
+    FINISH_ERROR,
+    FINISH_LENGTH,
+    FINISH_STOP,
     LOOKUP_TOOL,
     Agent,
     AgentError,
+    EpisodeAgent,
+    EpisodeFailed,
+    EpisodeRun,
+    Generation,
+    finish_reason,
     AgentFamily,
     AgentOptions,
     AgentSpecError,
@@ -47,16 +56,20 @@ from ascl_env.bench.agents.scripted import (  # isort: skip
 )
 from ascl_env.bench.agents.hf import HFAgent  # isort: skip
 from ascl_env.bench.agents.vllm import VLLMAgent  # isort: skip
-from ascl_env.bench.agents.openai import (  # isort: skip
-    OpenAIAgent,
-    tool_calls_to_text,
-    wire_messages,
-)
+from ascl_env.bench.agents.openai import OpenAIAgent  # isort: skip
 
 SPEC_HELP = spec_help()
 
 __all__ = [
     "COMPLIANCE_TEXT",
+    "FINISH_ERROR",
+    "FINISH_LENGTH",
+    "FINISH_STOP",
+    "EpisodeAgent",
+    "EpisodeFailed",
+    "EpisodeRun",
+    "Generation",
+    "finish_reason",
     "LOOKUP_TOOL",
     "REFUSAL_TEXT",
     "SCRIPTED",
@@ -81,6 +94,4 @@ __all__ = [
     "make_agent",
     "register_agent",
     "spec_help",
-    "tool_calls_to_text",
-    "wire_messages",
 ]

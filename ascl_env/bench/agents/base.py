@@ -30,14 +30,75 @@ class Conversation:
     meta: dict = field(default_factory=dict)
 
 
+FINISH_STOP, FINISH_LENGTH, FINISH_ERROR = "stop", "length", "error"
+_FINISH_ALIASES = {"tool_calls": FINISH_STOP, "function_call": FINISH_STOP, "eos": FINISH_STOP}
+
+
+def finish_reason(raw: str | None) -> str | None:
+    """A server's ``finish_reason`` as the harness records it: ``stop`` (the model ended its turn,
+    tool calls included), ``length`` (the token limit cut it), others as given, ``None`` unknown.
+    """
+    return _FINISH_ALIASES.get(raw, raw) if raw is not None else None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated turn with what the generator knows about it (an agent may return these
+    instead of plain strings): why it stopped (:func:`finish_reason`), how many tokens it
+    generated, and the seconds of generation attributable to it (its share of a batch)."""
+
+    text: str
+    finish_reason: str | None = None
+    completion_tokens: int | None = None
+    seconds: float | None = field(default=None, compare=False)
+
+
 class Agent(Protocol):
+    """A turn-level agent: the runner batches the next turn of many episodes into one call.
+
+    ``generate`` returns one ``str`` or :class:`Generation` per conversation.
+    """
+
     name: str
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[str]: ...
+    def generate(self, conversations: Sequence[Conversation]) -> list[str | Generation]: ...
+
+
+@dataclass
+class EpisodeRun:
+    """What an episode-level agent returns for one episode: the env's final ``info`` (with
+    ``messages``), the final reward, and per-turn records ``{"finish_reason",
+    "completion_tokens", "generate_s"}``."""
+
+    info: dict
+    reward: float
+    turns: list[dict]
+
+
+class EpisodeAgent(Protocol):
+    """An episode-level agent (the OpenAI-compatible one): it runs whole episodes itself, one
+    thread per episode, ``concurrency`` at a time. ``run_episode`` resets ``env`` with ``seed``
+    and ``{"task_id": task_id}``; an episode it cannot finish raises :class:`EpisodeFailed`."""
+
+    name: str
+    concurrency: int
+
+    def run_episode(self, env: object, *, seed: int, task_id: str) -> EpisodeRun: ...
 
 
 class AgentError(RuntimeError):
     """An agent could not produce its answers (endpoint down, malformed response, ...)."""
+
+
+class EpisodeFailed(AgentError):
+    """One episode could not be finished (its requests failed after retries); the runner keeps
+    it as an errored row and goes on. ``turns`` are the turns generated before the failure and
+    ``messages`` the conversation as last sent."""
+
+    def __init__(self, message: str, *, turns: list[dict], messages: list[dict]):
+        super().__init__(message)
+        self.turns = turns
+        self.messages = messages
 
 
 class AgentSpecError(ValueError):
@@ -68,6 +129,7 @@ class AgentOptions:
     timeout: float = 60.0
     max_retries: int = 2
     api_key_env: str = "OPENAI_API_KEY"
+    tool_mode: str = "native"
 
     def generation(self) -> dict[str, float | int]:
         """The keyword arguments every model agent takes."""
@@ -189,8 +251,16 @@ def resolve_model(source: str, prefix: str, allow_download: bool) -> tuple[str, 
 
 
 __all__ = [
+    "FINISH_ERROR",
+    "FINISH_LENGTH",
+    "FINISH_STOP",
     "Agent",
     "AgentError",
+    "EpisodeAgent",
+    "EpisodeFailed",
+    "EpisodeRun",
+    "Generation",
+    "finish_reason",
     "AgentFamily",
     "AgentOptions",
     "AgentSpecError",

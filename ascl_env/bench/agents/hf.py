@@ -16,6 +16,7 @@ from ascl_env.bench.agents.base import (
     AgentOptions,
     AgentSpecError,
     Conversation,
+    Generation,
     register_agent,
     resolve_model,
 )
@@ -47,6 +48,7 @@ class HFAgent:
         name: str | None = None,
     ):
         source, local_only = resolve_model(str(model), "hf", allow_download)
+        self.source = source
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -100,12 +102,29 @@ class HFAgent:
             conv.messages, tools=conv.tools or None, tokenize=False, add_generation_prompt=True
         )
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[str]:
+    def describe(self) -> dict[str, Any]:
+        """Provenance: model folder identity, chat template, dtype (compared on resume), device."""
+        from ascl_env.bench.provenance import model_folder_identity, sha256_text
+
+        return {
+            "model": {
+                "family": "hf",
+                **model_folder_identity(self.source),
+                "chat_template_sha256": sha256_text(self.tokenizer.chat_template or ""),
+                "dtype": str(self.model.dtype).removeprefix("torch."),
+            },
+            "runtime": {"device": self.device, "max_batch_size": self.max_batch_size},
+        }
+
+    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+        """One :class:`Generation` per conversation: ``finish_reason`` ``stop`` (an eos token)
+        or ``length`` (``max_new_tokens`` reached), its tokens, its chunk's time shared equally.
+        """
         import torch
 
         prompts = [self.render(c) for c in conversations]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        out: list[str] = [""] * len(prompts)
+        out: list[Generation] = [Generation("")] * len(prompts)
         for start in range(0, len(order), self.max_batch_size):
             chunk = order[start : start + self.max_batch_size]
             enc = self.tokenizer(
@@ -117,12 +136,20 @@ class HFAgent:
             began = time.perf_counter()
             with torch.inference_mode():
                 ids = self.model.generate(**enc, **self._gen_kwargs)
-            self.generation_seconds += time.perf_counter() - began
+            spent = time.perf_counter() - began
+            self.generation_seconds += spent
             new = ids[:, enc["input_ids"].shape[1] :].tolist()
             for i, row in zip(chunk, new, strict=True):
-                end = next((k for k, t in enumerate(row) if t in self._eos_ids), len(row))
+                end = next((k for k, t in enumerate(row) if t in self._eos_ids), None)
+                stopped = end is not None
+                end = len(row) if end is None else end
                 self.generated_tokens += end
-                out[i] = self.tokenizer.decode(row[:end], skip_special_tokens=True)
+                out[i] = Generation(
+                    self.tokenizer.decode(row[:end], skip_special_tokens=True),
+                    finish_reason="stop" if stopped else "length",
+                    completion_tokens=end + (1 if stopped else 0),
+                    seconds=spent / len(chunk),
+                )
         return out
 
 

@@ -1,69 +1,70 @@
-"""Any OpenAI-compatible ``/chat/completions`` endpoint (e.g. ``vllm serve``), with
-concurrency, timeouts and retries."""
+"""Any OpenAI-compatible ``/chat/completions`` endpoint (e.g. ``vllm serve``).
+
+The agent runs whole episodes through :func:`ascl_env.episode.run_openai_episode` (the one
+implementation of an episode against an endpoint) with :class:`ascl_env.openai_compat.ChatClient`
+(its timeouts, retries and total deadline); the runner gives each episode its own thread.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
-
 from ascl_env.bench.agents.base import (
-    LOOKUP_TOOL,
+    FINISH_ERROR,
     AgentError,
     AgentOptions,
     AgentSpecError,
-    Conversation,
+    EpisodeFailed,
+    EpisodeRun,
+    finish_reason,
     register_agent,
 )
+from ascl_env.openai_compat import ChatClient, EndpointError
 
 
-def tool_calls_to_text(content: str | None, tool_calls: Sequence[Mapping[str, Any]]) -> str:
-    """Turn a server-parsed ``message.tool_calls`` back into the Hermes text the env reads."""
-    parts = [content] if content else []
-    for call in tool_calls:
-        function = call.get("function") or {}
-        arguments = function.get("arguments", {})
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError:
-                pass  # the env reports the malformed call; we must not hide it
-        payload = {"name": function.get("name"), "arguments": arguments}
-        parts.append(f"<tool_call>\n{json.dumps(payload)}\n</tool_call>")
-    return "\n".join(parts)
-
-
-def wire_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The env's messages as a chat-completions request body.
-
-    Assistant turns are sent as the raw text the model wrote (tool calls included), so the
-    server's chat template renders the same prompt an ``HFAgent`` would. Tool results get a
-    synthetic ``tool_call_id``: servers that render from a template (vLLM, SGLang, llama.cpp)
-    accept them; OpenAI's hosted API does not take tool results without structured calls.
+class _TimedClient:
+    """Passes ``complete`` to a :class:`ChatClient`, timing each call and keeping what was sent
+    (one per episode, so the agent can say how long each turn took and where an episode failed).
     """
-    out = []
-    for i, message in enumerate(messages):
-        wire = {"role": message["role"], "content": message["content"]}
-        if message["role"] == "tool":
-            wire["tool_call_id"] = f"call_{i}"
-            wire["name"] = message.get("name", LOOKUP_TOOL)
-        out.append(wire)
-    return out
+
+    def __init__(self, client: ChatClient):
+        self.client = client
+        self.model = client.model
+        self.turns: list[dict[str, Any]] = []
+        self.last_messages: list[dict[str, Any]] = []
+
+    def complete(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
+        self.last_messages = [dict(m) for m in messages]
+        began = time.perf_counter()
+        turn: dict[str, Any] = {"finish_reason": FINISH_ERROR, "completion_tokens": None}
+        try:
+            reply = self.client.complete(messages, **kwargs)
+            turn["finish_reason"] = finish_reason(reply.finish_reason)
+            turn["completion_tokens"] = reply.usage.completion_tokens
+            return reply
+        finally:
+            turn["generate_s"] = round(time.perf_counter() - began, 6)
+            self.turns.append(turn)
+
+    @property
+    def seconds(self) -> float:
+        return sum(t["generate_s"] for t in self.turns)
 
 
 class OpenAIAgent:
-    """An OpenAI-compatible ``/chat/completions`` endpoint.
+    """An OpenAI-compatible ``/chat/completions`` endpoint, one whole episode per call.
 
-    Conversations are sent ``concurrency`` at a time. Connection errors, timeouts, 429 and 5xx
-    are retried ``max_retries`` times with exponential backoff; anything else, or a response
-    without ``choices[0].message``, raises :class:`AgentError` naming the URL and the problem.
-    Tool calls the server parsed out of the text (``message.tool_calls``) are turned back into
-    Hermes ``<tool_call>`` text for the env.
+    ``tool_mode="native"`` sends the lookup tool's schema and reads the server-parsed
+    ``message.tool_calls`` (vLLM with ``--enable-auto-tool-choice``, hosted APIs);
+    ``"hermes"`` sends no tools and lets the model write ``<tool_call>`` text (servers without
+    a tool parser). Each request attempt may take ``timeout`` seconds; connection errors,
+    timeouts, 429 and 5xx are retried ``max_retries`` times with exponential backoff (from
+    ``backoff`` seconds), within a total deadline per request of
+    ``timeout * (max_retries + 1)`` plus the backoff. An episode whose request still fails
+    raises :class:`EpisodeFailed` (the runner records it as errored and goes on).
     """
 
     def __init__(
@@ -79,95 +80,94 @@ class OpenAIAgent:
         temperature: float = 0.0,
         seed: int = 0,
         backoff: float = 0.5,
+        tool_mode: str = "native",
         name: str | None = None,
     ):
-        self.base_url = base_url.rstrip("/")
+        if tool_mode not in ("native", "hermes"):
+            raise AgentSpecError(f"tool mode must be 'native' or 'hermes', got {tool_mode!r}")
+        max_backoff = 8.0
+        waits = sum(min(max_backoff, backoff * 2**i) for i in range(max_retries))
+        try:
+            self.client = ChatClient(
+                base_url,
+                model,
+                api_key=api_key,
+                timeout=timeout,
+                deadline_s=timeout * (max_retries + 1) + waits,
+                max_retries=max_retries,
+                backoff_s=backoff,
+                max_backoff_s=max_backoff,
+                concurrency=concurrency,
+            )
+        except ValueError as exc:
+            raise AgentSpecError(f"openai:{base_url}#{model}: {exc}") from exc
+        self.base_url = self.client.base_url
         self.model = model
         self.name = name or f"openai:{model}"
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(
-            timeout=timeout, headers=headers, limits=httpx.Limits(max_connections=concurrency)
-        )
         self.concurrency = concurrency
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self._params = {"max_tokens": max_new_tokens, "temperature": temperature, "seed": seed}
+        self.tool_mode = tool_mode
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.seed = seed
         self.generation_seconds = 0.0
 
     def check(self) -> None:
         """Fail fast with a clear message when the endpoint is unreachable or lacks the model."""
         url = f"{self.base_url}/models"
         try:
-            response = self._client.get(url)
-            response.raise_for_status()
-            models = [m.get("id") for m in response.json().get("data", [])]
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            models = self.client.models()
+        except EndpointError as exc:
             raise AgentError(f"cannot reach the OpenAI-compatible endpoint {url}: {exc}") from exc
         if models and self.model not in models:
             raise AgentError(
                 f"{self.base_url} does not serve model {self.model!r}; it has {models}"
             )
 
-    def close(self) -> None:
-        self._client.close()
-
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        url = f"{self.base_url}/chat/completions"
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
-            try:
-                response = self._client.post(url, json=body)
-            except httpx.TransportError as exc:  # connection refused, timeouts, resets
-                if last:
-                    raise AgentError(
-                        f"{url}: {type(exc).__name__} after {attempt + 1} attempt(s): {exc}"
-                    ) from exc
-            else:
-                if response.status_code == 200:
-                    try:
-                        return response.json()
-                    except ValueError as exc:
-                        raise AgentError(
-                            f"{url}: response is not JSON: {response.text[:200]!r}"
-                        ) from exc
-                retryable = response.status_code == 429 or response.status_code >= 500
-                if last or not retryable:
-                    raise AgentError(
-                        f"{url}: HTTP {response.status_code} after {attempt + 1} attempt(s): "
-                        f"{response.text[:300]}"
-                    )
-            time.sleep(self.backoff * 2**attempt)
-        raise AssertionError("unreachable")
-
-    def _complete(self, conv: Conversation) -> str:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": wire_messages(conv.messages),
-            **self._params,
-            "seed": conv.meta.get("seed", self._params["seed"]),
+    def describe(self) -> dict[str, Any]:
+        """Provenance: the served model and how it is asked (compared on resume), and the
+        endpoint (recorded only: ``localhost`` and ``127.0.0.1`` reach the same server)."""
+        return {
+            "model": {
+                "served_model": self.model,
+                "tool_mode": self.tool_mode,
+                "family": "openai",
+            },
+            "runtime": {"endpoint": self.base_url, "concurrency": self.concurrency},
         }
-        if conv.tools:
-            body["tools"] = conv.tools
-        data = self._post(body)
-        try:
-            message = data["choices"][0]["message"]
-            content = message.get("content")
-            tool_calls = message.get("tool_calls") or []
-            if content is not None and not isinstance(content, str):
-                raise TypeError(f"content is {type(content).__name__}")
-            return tool_calls_to_text(content, tool_calls) if tool_calls else (content or "")
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise AgentError(
-                f"{self.base_url}/chat/completions: malformed response "
-                f"(expected choices[0].message.content): {exc!r} in {str(data)[:200]}"
-            ) from exc
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[str]:
-        began = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            out = list(pool.map(self._complete, conversations))
-        self.generation_seconds += time.perf_counter() - began
-        return out
+    def close(self) -> None:
+        self.client.close()
+
+    def run_episode(self, env: Any, *, seed: int, task_id: str) -> EpisodeRun:
+        """One episode on ``env`` (reset with ``seed`` and ``task_id``), sampled with ``seed``
+        so that repeats of a task do not all get the same text."""
+        from ascl_env.episode import EpisodeError, run_openai_episode
+
+        client = _TimedClient(self.client)
+        try:
+            episode = run_openai_episode(
+                client,
+                None,
+                env,
+                seed=seed,
+                reset_options={"task_id": task_id},
+                tool_mode=self.tool_mode,
+                max_tokens=self.max_new_tokens,
+                temperature=self.temperature,
+                # ``seed`` above resets the env; the request's sampling seed goes in the body
+                extra_body={"seed": seed},
+            )
+        except (EndpointError, EpisodeError) as exc:
+            self.generation_seconds += client.seconds
+            turns = list(client.turns)
+            if isinstance(exc, EpisodeError) and turns:  # the reply came but was unusable
+                turns[-1] = {**turns[-1], "finish_reason": FINISH_ERROR}
+            raise EpisodeFailed(
+                f"{type(exc).__name__}: {exc}", turns=turns, messages=client.last_messages
+            ) from exc
+        self.generation_seconds += client.seconds
+        info = {**episode.info, "messages": episode.messages}
+        return EpisodeRun(info=info, reward=episode.reward, turns=client.turns)
 
 
 @register_agent(
@@ -192,5 +192,6 @@ def _openai(rest: str | None, options: AgentOptions, _answers: Mapping[str, str]
         concurrency=options.concurrency,
         timeout=options.timeout,
         max_retries=options.max_retries,
+        tool_mode=options.tool_mode,
         **options.generation(),
     )

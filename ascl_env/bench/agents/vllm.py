@@ -13,6 +13,7 @@ from ascl_env.bench.agents.base import (
     AgentOptions,
     AgentSpecError,
     Conversation,
+    Generation,
     register_agent,
     resolve_model,
 )
@@ -49,6 +50,7 @@ class VLLMAgent:
         import torch
 
         source, _ = resolve_model(str(model), "vllm", allow_download)
+        self.source = source
         self.name = name or f"vllm:{Path(source).name}"
         engine_kwargs.setdefault("enforce_eager", not torch.cuda.is_available())
         self.llm = LLM(model=source, seed=seed, max_model_len=max_model_len, **engine_kwargs)
@@ -61,11 +63,26 @@ class VLLMAgent:
         self.generation_seconds = 0.0
         self.generated_tokens = 0
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[str]:
+    def describe(self) -> dict[str, Any]:
+        """Provenance: model folder identity, chat template and dtype as the engine loaded them."""
+        from ascl_env.bench.provenance import model_folder_identity, sha256_text
+
+        model: dict[str, Any] = {"family": "vllm", **model_folder_identity(self.source)}
+        try:
+            tokenizer = self.llm.get_tokenizer()
+            model["chat_template_sha256"] = sha256_text(
+                getattr(tokenizer, "chat_template", None) or ""
+            )
+            model["dtype"] = str(self.llm.llm_engine.model_config.dtype).removeprefix("torch.")
+        except AttributeError:  # an engine version without these accessors
+            pass
+        return {"model": model, "runtime": {}}
+
+    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
         groups: dict[str, list[int]] = {}
         for i, conv in enumerate(conversations):
             groups.setdefault(json.dumps(conv.tools, sort_keys=True), []).append(i)
-        out: list[str] = [""] * len(conversations)
+        out: list[Generation] = [Generation("")] * len(conversations)
         for tools_key, indices in groups.items():
             tools = json.loads(tools_key) or None
             sampling = []
@@ -80,11 +97,17 @@ class VLLMAgent:
                 use_tqdm=False,
                 tools=tools,
             )
-            self.generation_seconds += time.perf_counter() - began
+            spent = time.perf_counter() - began
+            self.generation_seconds += spent
             for i, result in zip(indices, results, strict=True):
                 completion = result.outputs[0]
                 self.generated_tokens += len(completion.token_ids)
-                out[i] = completion.text
+                out[i] = Generation(
+                    completion.text,
+                    finish_reason=completion.finish_reason,
+                    completion_tokens=len(completion.token_ids),
+                    seconds=spent / len(indices),
+                )
         return out
 
 
