@@ -27,8 +27,8 @@ from ascl_env.bench.results import (
     ReportError,
     atomic_write_json,
     atomic_write_text,
-    load_run,
     is_errored,
+    load_run,
     read_rows,
 )
 
