@@ -16,10 +16,10 @@ from ascl_env.bench.agents import (
     AgentSpecError,
     AlwaysLookup,
     Conversation,
+    Generation,
     HFAgent,
     OpenAIAgent,
     Oracle,
-    Generation,
     make_agent,
 )
 from ascl_env.bench.runner import plan_episodes, run_episodes
