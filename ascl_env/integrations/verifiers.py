@@ -132,13 +132,11 @@ class ASCLTaskset(vf.Taskset[ASCLTask, ASCLTasksetConfig]):
     """The ASCL tasks of ``config.tasks``, each with the env's tool-mode system prompt."""
 
     def load(self) -> Iterable[ASCLTask]:
-        system = self.config.system_prompt_text
-        system = DEFAULT_SYSTEM_PROMPTS["tool"] if system is None else system
         tasks = load_task_spec(self.config.tasks)
         if not tasks:
             raise ValueError(f"taskset.tasks {self.config.tasks!r} holds no tasks")
         for task in tasks:
-            yield ASCLTask(task_data(task, system), self.config.task)
+            yield ASCLTask(task_data(task, self.config.system_prompt_text), self.config.task)
 
     @classmethod
     def toolsets(cls, config: ASCLTasksetConfig) -> list[vf.Toolset]:
@@ -161,9 +159,7 @@ class ASCLHarness(NullHarness):
 
     async def launch(self, ctx, trace, runtime, endpoint, secret, mcp_urls, data, **kw) -> Any:
         if runtime.type != "subprocess":
-            return await super().launch(
-                ctx, trace, runtime, endpoint, secret, mcp_urls, data, **kw
-            )
+            return await super().launch(ctx, trace, runtime, endpoint, secret, mcp_urls, data, **kw)
         system_prompt, prompt = self.resolve_prompt(data)
         url = kw.get("tool_interception_url")
         return await launch_chat_program(
@@ -200,7 +196,8 @@ class _HostPython:
 
 
 def task_data(task: Task, system_prompt: str | None = None) -> ASCLData:
-    """verifiers' wire data for one ASCL task."""
+    """verifiers' wire data for one ASCL task; the system prompt defaults to the env's."""
+    system_prompt = DEFAULT_SYSTEM_PROMPTS["tool"] if system_prompt is None else system_prompt
     return ASCLData(
         id=task.id,
         name=f"{task.kind}:{task.id}",
@@ -231,9 +228,7 @@ def trace_lookups(trace: Any) -> tuple[list[Any], str]:
     last = messages[-1]
     content = last.content or ""
     if last.tool_calls:
-        calls = [
-            {"function": {"name": c.name, "arguments": c.arguments}} for c in last.tool_calls
-        ]
+        calls = [{"function": {"name": c.name, "arguments": c.arguments}} for c in last.tool_calls]
         return lookups, tool_calls_to_text(content, calls)
     return lookups, content
 
