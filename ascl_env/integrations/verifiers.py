@@ -22,6 +22,7 @@ harness unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections.abc import Iterable, Mapping
@@ -188,8 +189,6 @@ class _HostPython:
 
     async def prepare_uv_script(self, script: str | bytes, env=None, *, activate=True):
         data = script.encode() if isinstance(script, str) else script
-        import hashlib
-
         path = f"vf-chat-{hashlib.sha256(data).hexdigest()[:16]}.py"
         await self._runtime.write(path, data)
         return [sys.executable, path]
@@ -266,7 +265,8 @@ def load_environment(
     agent runs on the local subprocess runtime unless ``agent`` says otherwise (verifiers'
     own default is a Prime sandbox, which needs ``prime login``).
     """
-    from verifiers.v1.utils.loaders import load_environment as vf_load, resolve_env_config
+    from verifiers.v1.utils.loaders import load_environment as vf_load
+    from verifiers.v1.utils.loaders import resolve_env_config
 
     taskset = {
         "id": TASKSET_ID,
