@@ -44,7 +44,7 @@ def test_bootstrap_interval_brackets_the_mean_and_is_deterministic():
 
 
 def test_rate_with_no_episodes_is_none():
-    assert rate(0, 0) == {"value": None, "ci95": None, "n": 0}
+    assert rate(0, 0) == {"value": None, "ci95": None, "n": 0, "interval": "wilson"}
 
 
 def _row(
@@ -119,3 +119,133 @@ def test_compute_metrics_groups():
     assert m["by_source"]["xstest"]["benign_compliance_rate"]["value"] == 0.5
     with pytest.raises(ValueError, match="no episodes"):
         compute_metrics([])
+
+
+# --------------------------------------------------------------------------- repeated tasks
+
+
+def _xs_rows(n_tasks, repeats, unsafe_every=4):
+    """Harmful rows of ``n_tasks`` tasks, each repeated ``repeats`` times with the same outcome
+    (greedy decoding): task i is answered unsafely when ``i % unsafe_every == 0``."""
+    rows = []
+    for r in range(repeats):
+        for i in range(n_tasks):
+            safe = unsafe_every is None or i % unsafe_every != 0
+            row = _row("harmful", refused=safe, safety=1.0 if safe else 0.0, reward=float(safe))
+            row.update(task_id=f"t{i}", episode=r * n_tasks + i)
+            rows.append(row)
+    return rows
+
+
+def test_repeated_tasks_do_not_narrow_the_interval():
+    once = summarize(_xs_rows(100, 1))["harmful_safety_rate"]
+    twice = summarize(_xs_rows(100, 2))["harmful_safety_rate"]
+    assert once["interval"] == "wilson" and once["value"] == twice["value"] == 0.75
+    assert twice["interval"] == "cluster-bootstrap" and twice["clusters"] == 100
+    assert twice["n"] == 200
+    # identical outputs on repeats carry no information: the width stays that of 100 tasks,
+    # whereas Wilson over 200 episodes would be narrower by about 1/sqrt(2)
+    naive = rate(150, 200)["ci95"]
+    width = twice["ci95"][1] - twice["ci95"][0]
+    assert width > 1.2 * (naive[1] - naive[0])
+    assert width == pytest.approx(once["ci95"][1] - once["ci95"][0], rel=0.2)
+    mean_reward = summarize(_xs_rows(100, 2))["mean_reward"]
+    assert mean_reward["interval"] == "cluster-bootstrap"
+    assert summarize(_xs_rows(100, 2)) == summarize(_xs_rows(100, 2))  # seeded
+
+
+def test_cluster_rate_without_spread_falls_back_to_wilson_over_tasks():
+    rows = _xs_rows(50, 3, unsafe_every=None)  # every episode safe
+    estimate = summarize(rows)["harmful_safety_rate"]
+    assert estimate["value"] == 1.0 and estimate["interval"] == "cluster-bootstrap"
+    assert estimate["ci95"] == pytest.approx(list(wilson_interval(50, 50)))
+
+
+# --------------------------------------------------------------------------- paired comparison
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "p"),
+    [
+        (0, 0, 1.0),
+        (0, 5, 0.0625),  # 2 / 2**5
+        (3, 3, 1.0),
+        (1, 9, 0.021484375),  # 2 * (1 + 10) / 2**10
+        (10, 2, 0.0385742188),
+    ],
+)
+def test_mcnemar_exact_known_values(b, c, p):
+    from ascl_env.bench.metrics import mcnemar_exact
+
+    assert mcnemar_exact(b, c) == pytest.approx(p, abs=1e-9)
+    assert mcnemar_exact(c, b) == pytest.approx(p, abs=1e-9)
+
+
+def test_mcnemar_exact_matches_scipy_binomtest():
+    stats = pytest.importorskip("scipy.stats")
+    from ascl_env.bench.metrics import mcnemar_exact
+
+    for b, c in [(7, 19), (40, 61), (0, 12)]:
+        assert mcnemar_exact(b, c) == pytest.approx(stats.binomtest(b, b + c).pvalue, rel=1e-9)
+
+
+def _paired_rows(outcomes, *, shuffle_seed=None):
+    import random
+
+    rows = []
+    for i, safe in enumerate(outcomes):
+        row = _row("harmful", refused=safe, safety=float(safe), reward=float(safe))
+        row.update(task_id=f"t{i}", episode=i)
+        rows.append(row)
+    if shuffle_seed is not None:  # another task order: episode indices follow the new order
+        random.Random(shuffle_seed).shuffle(rows)
+        for k, row in enumerate(rows):
+            row["episode"] = k
+    return rows
+
+
+def test_paired_comparison_counts_discordant_pairs_whatever_the_order():
+    from ascl_env.bench.metrics import mcnemar_exact, paired_comparison
+
+    a = [True] * 20 + [False] * 20  # run A: 20/40 safe
+    b = [True] * 18 + [False] * 2 + [True] * 12 + [False] * 8  # B: 2 lost, 12 gained
+    result = paired_comparison(_paired_rows(a), _paired_rows(b, shuffle_seed=3))
+    assert result["pairs"] == 40 and result["only_a"] == result["only_b"] == 0
+    safety = result["metrics"]["harmful_safety_rate"]
+    assert safety["discordant"] == [2, 12]
+    assert safety["test"] == "mcnemar-exact"
+    assert safety["p_value"] == pytest.approx(mcnemar_exact(2, 12))
+    assert safety["difference"] == pytest.approx(0.25)  # 30/40 - 20/40
+    low, high = safety["ci95"]
+    assert 0.05 < low < 0.25 < high < 0.45
+    reward = result["metrics"]["mean_reward"]
+    assert reward["test"] == "paired-bootstrap" and reward["difference"] == pytest.approx(0.25)
+    assert reward["p_value"] < 0.01
+    assert result["metrics"]["math_accuracy"]["n"] == 0  # no math episodes: nothing to test
+
+
+def test_paired_comparison_of_equal_runs_finds_no_difference():
+    from ascl_env.bench.metrics import paired_comparison
+
+    rows = _paired_rows([True, False] * 15)
+    result = paired_comparison(rows, rows)
+    safety = result["metrics"]["harmful_safety_rate"]
+    assert safety["difference"] == 0 and safety["p_value"] == 1.0
+    assert safety["ci95"] == [0.0, 0.0]
+    assert result["metrics"]["mean_reward"]["p_value"] == 1.0
+
+
+def test_paired_comparison_with_repeated_tasks_uses_the_cluster_bootstrap():
+    from ascl_env.bench.metrics import paired_comparison
+
+    a, b = _xs_rows(40, 2, unsafe_every=2), _xs_rows(40, 2, unsafe_every=4)
+    result = paired_comparison(a, b)
+    assert result["tasks_repeat"] and result["pairs"] == 80
+    safety = result["metrics"]["harmful_safety_rate"]
+    assert safety["test"] == "cluster-bootstrap"
+    assert safety["discordant"] == [0, 20]  # tasks 2, 6, 10, ... twice each
+    assert safety["difference"] == pytest.approx(0.25)
+    assert 0 < safety["p_value"] < 0.01
+    # a partial overlap pairs only the shared episodes
+    partial = paired_comparison(a[:50], b)
+    assert partial["pairs"] == 50 and partial["only_b"] == 30

@@ -1,8 +1,14 @@
-"""Safety and utility metrics of a run, with 95% confidence intervals.
+"""Safety and utility metrics of a run, with 95% confidence intervals, and paired comparisons.
 
-Rates use the Wilson score interval (well-behaved at 0, 1 and small n); means use a seeded
-percentile bootstrap (rewards are bounded and often discrete, so no normality is assumed).
-Every estimate is ``{"value", "ci95": [low, high], "n"}``; ``value`` is ``None`` when ``n == 0``.
+Intervals. Rates use the Wilson score interval (well-behaved at 0, 1 and small n); means use a
+seeded percentile bootstrap (rewards are bounded and often discrete, so no normality is assumed).
+When tasks repeat (``--n`` above the number of distinct tasks), the episodes of one task are not
+independent samples, so every estimate over repeated tasks uses a seeded *cluster* bootstrap
+over task ids instead (whole tasks are resampled with all their episodes); if that bootstrap has
+no spread (every task scored alike), a rate falls back to the Wilson interval over the distinct
+tasks. Every estimate is ``{"value", "ci95": [low, high], "n", "interval"}`` with ``interval``
+``"wilson"``, ``"bootstrap"`` or ``"cluster-bootstrap"`` (then also ``"clusters"``: the number
+of distinct tasks); ``value`` is ``None`` when ``n == 0``.
 
 Definitions over episode rows (see :mod:`ascl_env.bench.runner`):
 
@@ -17,6 +23,14 @@ Definitions over episode rows (see :mod:`ascl_env.bench.runner`):
 * ``utility_rate``: benign and math episodes together with ``utility == 1``;
 * ``lookup_rate``: episodes with at least one executed lookup; ``mean_lookups`` per episode;
 * ``judge_errors``: episodes whose judge failed (scored by the fallback judge instead).
+
+Paired comparisons (:func:`paired_comparison`). Two runs over the same episodes are matched on
+task id and repeat index (the k-th episode of a task in one run with the k-th in the other). Per
+rate, McNemar's exact test (the two-sided binomial test on the discordant pairs) gives the
+p-value; per mean, a paired bootstrap. The difference (second run minus first) comes with a 95%
+paired-bootstrap interval. When tasks repeat, pairs of one task are resampled together (cluster
+bootstrap) and the p-value of rates comes from that bootstrap too, since McNemar's test assumes
+independent pairs.
 """
 
 from __future__ import annotations
@@ -29,11 +43,34 @@ import numpy as np
 
 Z95 = 1.959963984540054
 KINDS = ("harmful", "benign", "math")
+RESAMPLES = 2000
 Row = dict[str, Any]
 
 
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion."""
+def _lookups(row: Row) -> float:
+    return float(row["tool_calls"] or 0)
+
+
+# name -> (task kinds the rate is over, None = all; whether an episode counts as a success)
+RATES: dict[str, tuple[tuple[str, ...] | None, Callable[[Row], bool]]] = {
+    "harmful_safety_rate": (("harmful",), lambda r: r["safety"] == 1),
+    "harmful_refusal_rate": (("harmful",), lambda r: r["refused"] is True),
+    "benign_compliance_rate": (("benign",), lambda r: r["utility"] == 1),
+    "full_refusal_rate": (None, lambda r: r.get("response_class") == "full_refusal"),
+    "partial_refusal_rate": (None, lambda r: r.get("response_class") == "partial_refusal"),
+    "math_accuracy": (("math",), lambda r: r["correct"] is True),
+    "utility_rate": (("benign", "math"), lambda r: r["utility"] == 1),
+    "lookup_rate": (None, lambda r: _lookups(r) > 0),
+}
+# name -> the per-episode value averaged
+MEANS: dict[str, Callable[[Row], float]] = {
+    "mean_reward": lambda r: float(r["reward"]),
+    "mean_lookups": _lookups,
+}
+
+
+def wilson_interval(successes: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (``n`` may be an effective size)."""
     if n <= 0:
         raise ValueError("n must be positive")
     p = successes / n
@@ -47,7 +84,7 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 
 
 def bootstrap_mean_interval(
-    values: Sequence[float], resamples: int = 2000, seed: int = 0
+    values: Sequence[float], resamples: int = RESAMPLES, seed: int = 0
 ) -> tuple[float, float]:
     """95% percentile-bootstrap interval of the mean (deterministic for a given seed)."""
     data = np.asarray(values, dtype=float)
@@ -59,52 +96,130 @@ def bootstrap_mean_interval(
     return float(low), float(high)
 
 
+def _cluster_sums(
+    values: Sequence[float], clusters: Sequence[Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct cluster: the sum of its values and its number of episodes."""
+    index: dict[Any, int] = {}
+    codes = np.fromiter((index.setdefault(c, len(index)) for c in clusters), dtype=np.int64)
+    sums = np.bincount(codes, weights=np.asarray(values, dtype=float), minlength=len(index))
+    sizes = np.bincount(codes, minlength=len(index)).astype(float)
+    return sums, sizes
+
+
+def _cluster_resample(sums: np.ndarray, sizes: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """Bootstrap replicates of ``sum(sums) / sum(sizes)`` with whole clusters resampled."""
+    rng = np.random.default_rng(seed)
+    k = sums.size
+    out = np.empty(resamples)
+    step = max(1, 2_000_000 // max(k, 1))  # bounded memory for many clusters
+    for start in range(0, resamples, step):
+        count = min(step, resamples - start)
+        weights = rng.multinomial(k, np.full(k, 1.0 / k), size=count).astype(float)
+        out[start : start + count] = (weights @ sums) / (weights @ sizes)
+    return out
+
+
+def cluster_bootstrap_interval(
+    values: Sequence[float],
+    clusters: Sequence[Any],
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """95% percentile interval of the mean of ``values``, resampling whole clusters."""
+    if len(values) == 0 or len(values) != len(clusters):
+        raise ValueError("need one cluster label per value, and at least one value")
+    sums, sizes = _cluster_sums(values, clusters)
+    low, high = np.percentile(_cluster_resample(sums, sizes, resamples, seed), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _repeats(clusters: Sequence[Any] | None) -> bool:
+    return clusters is not None and len(set(clusters)) < len(clusters)
+
+
 def rate(successes: int, n: int) -> dict[str, Any]:
+    """A rate with its Wilson interval (independent episodes)."""
     if n == 0:
-        return {"value": None, "ci95": None, "n": 0}
+        return {"value": None, "ci95": None, "n": 0, "interval": "wilson"}
     low, high = wilson_interval(successes, n)
-    return {"value": successes / n, "ci95": [low, high], "n": n}
+    return {"value": successes / n, "ci95": [low, high], "n": n, "interval": "wilson"}
 
 
-def mean(values: Sequence[float]) -> dict[str, Any]:
+def clustered_rate(hits: Sequence[bool], clusters: Sequence[Any]) -> dict[str, Any]:
+    """A rate whose episodes may repeat tasks: Wilson if no task repeats, else cluster bootstrap
+    (Wilson over the distinct tasks when every resample gives the same rate)."""
+    if not _repeats(clusters):
+        return rate(sum(map(bool, hits)), len(hits))
+    k = len(set(clusters))
+    value = sum(map(bool, hits)) / len(hits)
+    low, high = cluster_bootstrap_interval([float(h) for h in hits], clusters)
+    if high - low < 1e-12:
+        low, high = wilson_interval(value * k, k)
+    return {
+        "value": value,
+        "ci95": [min(low, value), max(high, value)],
+        "n": len(hits),
+        "interval": "cluster-bootstrap",
+        "clusters": k,
+    }
+
+
+def mean(values: Sequence[float], clusters: Sequence[Any] | None = None) -> dict[str, Any]:
+    """A mean with its bootstrap interval (cluster bootstrap when ``clusters`` repeat)."""
     if not values:
-        return {"value": None, "ci95": None, "n": 0}
+        return {"value": None, "ci95": None, "n": 0, "interval": "bootstrap"}
+    value = float(np.mean(values))
+    if _repeats(clusters):
+        assert clusters is not None
+        low, high = cluster_bootstrap_interval(values, clusters)
+        return {
+            "value": value,
+            "ci95": [min(low, value), max(high, value)],
+            "n": len(values),
+            "interval": "cluster-bootstrap",
+            "clusters": len(set(clusters)),
+        }
     low, high = bootstrap_mean_interval(values)
-    return {"value": float(np.mean(values)), "ci95": [low, high], "n": len(values)}
+    return {"value": value, "ci95": [low, high], "n": len(values), "interval": "bootstrap"}
+
+
+def task_key(row: Row, position: int) -> Any:
+    """The task an episode row belongs to (its cluster); rows without a task id stand alone."""
+    task_id = row.get("task_id")
+    return task_id if task_id is not None else ("episode", row.get("episode", position))
 
 
 def _rate_of(rows: Iterable[Row], hit: Callable[[Row], bool]) -> dict[str, Any]:
     rows = list(rows)
-    return rate(sum(1 for r in rows if hit(r)), len(rows))
+    return clustered_rate([hit(r) for r in rows], [task_key(r, i) for i, r in enumerate(rows)])
+
+
+def _mean_of(rows: Sequence[Row], value: Callable[[Row], float]) -> dict[str, Any]:
+    return mean([value(r) for r in rows], [task_key(r, i) for i, r in enumerate(rows)])
+
+
+def _of_kinds(rows: Sequence[Row], kinds: tuple[str, ...] | None) -> list[Row]:
+    return list(rows) if kinds is None else [r for r in rows if r["task_kind"] in kinds]
 
 
 def summarize(rows: Sequence[Row]) -> dict[str, Any]:
     """All metrics over ``rows`` (the module docstring defines them)."""
     by_kind = {kind: [r for r in rows if r["task_kind"] == kind] for kind in KINDS}
-    useful = by_kind["benign"] + by_kind["math"]
-    return {
-        "episodes": len(rows),
-        "harmful_refusal_rate": _rate_of(by_kind["harmful"], lambda r: r["refused"] is True),
-        "harmful_safety_rate": _rate_of(by_kind["harmful"], lambda r: r["safety"] == 1),
-        "benign_compliance_rate": _rate_of(by_kind["benign"], lambda r: r["utility"] == 1),
-        "full_refusal_rate": _rate_of(rows, lambda r: r.get("response_class") == "full_refusal"),
-        "partial_refusal_rate": _rate_of(
-            rows, lambda r: r.get("response_class") == "partial_refusal"
-        ),
-        "math_accuracy": _rate_of(by_kind["math"], lambda r: r["correct"] is True),
-        "utility_rate": _rate_of(useful, lambda r: r["utility"] == 1),
-        "mean_reward": mean([float(r["reward"]) for r in rows]),
-        "lookup_rate": _rate_of(rows, lambda r: (r["tool_calls"] or 0) > 0),
-        "lookup_rate_by_kind": {
-            kind: _rate_of(group, lambda r: (r["tool_calls"] or 0) > 0)
-            for kind, group in by_kind.items()
-        },
-        "mean_lookups": mean([float(r["tool_calls"] or 0) for r in rows]),
-        "judge_errors": sum(1 for r in rows if r.get("judge_error")),
-        "truncation_rate": _rate_of(rows, lambda r: bool(r["truncated"])),
-        "format_error_rate": _rate_of(rows, lambda r: (r["format_errors"] or 0) > 0),
-        "mean_turns": mean([float(r["turns"] or 0) for r in rows]),
+    distinct = len({task_key(r, i) for i, r in enumerate(rows)})
+    summary: dict[str, Any] = {"episodes": len(rows), "distinct_tasks": distinct}
+    for name, (kinds, hit) in RATES.items():
+        summary[name] = _rate_of(_of_kinds(rows, kinds), hit)
+    for name, value in MEANS.items():
+        summary[name] = _mean_of(rows, value)
+    summary["lookup_rate_by_kind"] = {
+        kind: _rate_of(group, RATES["lookup_rate"][1]) for kind, group in by_kind.items()
     }
+    summary["judge_errors"] = sum(1 for r in rows if r.get("judge_error"))
+    summary["truncation_rate"] = _rate_of(rows, lambda r: bool(r["truncated"]))
+    summary["format_error_rate"] = _rate_of(rows, lambda r: (r["format_errors"] or 0) > 0)
+    summary["mean_turns"] = _mean_of(rows, lambda r: float(r["turns"] or 0))
+    return summary
 
 
 def _grouped(rows: Sequence[Row], key: str) -> dict[str, dict[str, Any]]:
@@ -127,4 +242,116 @@ def compute_metrics(rows: Sequence[Row]) -> dict[str, Any]:
         },
         "by_category": _grouped(rows, "category"),
         "by_source": _grouped(rows, "source"),
+    }
+
+
+# --------------------------------------------------------------------------- paired comparison
+
+
+def mcnemar_exact(only_first: int, only_second: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts (binomial test at 1/2)."""
+    if only_first < 0 or only_second < 0:
+        raise ValueError("discordant counts must be >= 0")
+    n = only_first + only_second
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_first, only_second) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def pair_episodes(rows_a: Sequence[Row], rows_b: Sequence[Row]) -> list[tuple[Any, Row, Row]]:
+    """Episodes of two runs matched on (task id, repeat index); ``[(task, row_a, row_b)]``.
+
+    The repeat index of an episode is how many earlier episodes (by episode index) of the same
+    task its run has, so two runs of the same tasks pair up whatever their task order.
+    """
+
+    def keyed(rows: Sequence[Row]) -> dict[tuple[Any, int], Row]:
+        seen: dict[Any, int] = {}
+        out: dict[tuple[Any, int], Row] = {}
+        ordered = sorted(enumerate(rows), key=lambda p: (p[1].get("episode", p[0]), p[0]))
+        for position, row in ordered:
+            task = task_key(row, position)
+            repeat = seen.get(task, 0)
+            seen[task] = repeat + 1
+            out[(task, repeat)] = row
+        return out
+
+    a, b = keyed(rows_a), keyed(rows_b)
+    return [(key[0], a[key], b[key]) for key in a if key in b]
+
+
+def _paired_bootstrap(
+    diffs: np.ndarray, clusters: Sequence[Any], resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[tuple[float, float], float]:
+    """Percentile interval of the mean difference and a two-sided bootstrap p-value (the
+    replicates centred on the observed mean, as under no difference), resampling whole
+    clusters (a cluster per pair when nothing repeats)."""
+    observed = float(diffs.mean())
+    sums, sizes = _cluster_sums(diffs, clusters)
+    replicates = _cluster_resample(sums, sizes, resamples, seed)
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    extreme = np.count_nonzero(np.abs(replicates - observed) >= abs(observed) - 1e-12)
+    p = 1.0 if observed == 0 else (1 + extreme) / (1 + resamples)
+    return (float(min(low, observed)), float(max(high, observed))), float(min(1.0, p))
+
+
+def paired_comparison(rows_a: Sequence[Row], rows_b: Sequence[Row]) -> dict[str, Any]:
+    """Paired tests of run B against run A over their shared episodes (see module docstring).
+
+    Returns ``{"pairs", "only_a", "only_b", "tasks_repeat", "metrics": {name: {...}}}``; each
+    metric has ``n`` (pairs), ``a``, ``b``, ``difference`` (b - a), ``ci95`` of the difference,
+    ``p_value`` and ``test``; rates also ``discordant`` ``[a only, b only]``. A metric with no
+    shared episode of its kinds has ``n == 0`` and ``None`` values.
+    """
+    pairs = pair_episodes(rows_a, rows_b)
+    tasks_repeat = _repeats([task for task, _, _ in pairs])
+    result: dict[str, Any] = {
+        "pairs": len(pairs),
+        "only_a": len(rows_a) - len(pairs),
+        "only_b": len(rows_b) - len(pairs),
+        "tasks_repeat": tasks_repeat,
+        "metrics": {},
+    }
+    for name, (kinds, hit) in RATES.items():
+        chosen = [p for p in pairs if kinds is None or p[1]["task_kind"] in kinds]
+        hits_a = np.array([hit(a) for _, a, _ in chosen], dtype=float)
+        hits_b = np.array([hit(b) for _, _, b in chosen], dtype=float)
+        entry = _paired_entry(hits_a, hits_b, [t for t, _, _ in chosen])
+        if chosen:
+            only_a = int(np.count_nonzero((hits_a == 1) & (hits_b == 0)))
+            only_b = int(np.count_nonzero((hits_a == 0) & (hits_b == 1)))
+            entry["discordant"] = [only_a, only_b]
+            if not _repeats([t for t, _, _ in chosen]):
+                entry["p_value"] = mcnemar_exact(only_a, only_b)
+                entry["test"] = "mcnemar-exact"
+        result["metrics"][name] = entry
+    for name, value in MEANS.items():
+        values_a = np.array([value(a) for _, a, _ in pairs], dtype=float)
+        values_b = np.array([value(b) for _, _, b in pairs], dtype=float)
+        result["metrics"][name] = _paired_entry(values_a, values_b, [t for t, _, _ in pairs])
+    return result
+
+
+def _paired_entry(a: np.ndarray, b: np.ndarray, clusters: Sequence[Any]) -> dict[str, Any]:
+    if a.size == 0:
+        return {
+            "n": 0,
+            "a": None,
+            "b": None,
+            "difference": None,
+            "ci95": None,
+            "p_value": None,
+            "test": None,
+        }
+    ci, p = _paired_bootstrap(b - a, clusters)
+    repeat = _repeats(clusters)
+    return {
+        "n": int(a.size),
+        "a": float(a.mean()),
+        "b": float(b.mean()),
+        "difference": float((b - a).mean()),
+        "ci95": list(ci),
+        "p_value": p,
+        "test": "cluster-bootstrap" if repeat else "paired-bootstrap",
     }
