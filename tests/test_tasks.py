@@ -300,6 +300,57 @@ def test_task_spec_files_with_limits(shared_data: Path) -> None:
     }
 
 
+def test_task_spec_limit_samples_xstest_stratified_by_label(shared_data: Path) -> None:
+    from ascl_env.tasks import describe_sampling, load_task_selection
+
+    path = f"{shared_data}/xstest/xstest_prompts.csv"
+    everything = load_task_spec(f"xstest={path}")
+    tasks, sampling = load_task_selection(f"xstest={path}:10")
+    # 250 safe (benign) and 200 unsafe (harmful) prompts: 10 keep both labels in proportion
+    assert Counter(t.kind for t in tasks) == {"benign": 6, "harmful": 4}
+    assert len({t.category for t in tasks}) >= 8  # spread over XSTest's prompt types
+    positions = [everything.index(t) for t in tasks]
+    assert positions == sorted(positions)  # file order is kept
+    assert load_task_spec(f"xstest={path}:10") == tasks  # seeded
+    assert load_task_spec(f"xstest={path}:10", sample_seed=1) != tasks
+    assert sampling == [
+        {
+            "entry": f"xstest={path}:10",
+            "source": "xstest",
+            "available": 450,
+            "selected": 10,
+            "method": "stratified",
+            "seed": 0,
+            "kinds": {"benign": 6, "harmful": 4},
+        }
+    ]
+    assert describe_sampling(sampling[0]) == (
+        "xstest: 10 of 450 tasks, stratified by kind and category, seed 0 (6 benign, 4 harmful)"
+    )
+    # the old behaviour on request: the first 10 rows are all safe prompts
+    first = load_task_spec(f"xstest={path}:10:first")
+    assert first == everything[:10] and {t.kind for t in first} == {"benign"}
+    random_pick = load_task_spec(f"xstest={path}:10:random")
+    assert len(random_pick) == 10 and random_pick != first
+    assert load_task_spec(f"xstest={path}:1000") == everything
+
+
+def test_stratified_sampling_keeps_every_kind_and_proportions() -> None:
+    from ascl_env.tasks import sample_tasks
+
+    tasks = [
+        Task(id=f"h{i}", kind="harmful", prompt="p", category="ab"[i % 2]) for i in range(90)
+    ] + [Task(id=f"b{i}", kind="benign", prompt="p") for i in range(10)]
+    for seed in range(5):
+        chosen = sample_tasks(tasks, 20, seed=seed)
+        assert Counter(t.kind for t in chosen) == {"harmful": 18, "benign": 2}
+        assert Counter(t.category for t in chosen if t.kind == "harmful") == {"a": 9, "b": 9}
+    tiny = sample_tasks(tasks, 3, seed=0)  # 2.7 / 0.3: the small kind still gets one
+    assert Counter(t.kind for t in tiny) == {"harmful": 2, "benign": 1}
+    with pytest.raises(ValueError, match="unknown sampling method"):
+        sample_tasks(tasks, 3, method="systematic")
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -310,6 +361,8 @@ def test_task_spec_files_with_limits(shared_data: Path) -> None:
         ("xstest", "needs a path"),
         ("gsm8k=", "empty path"),
         ("bundled,bundled_harmful", "appears twice"),
+        ("bundled:5:sorted", "unknown sampling 'sorted'"),
+        ("math_gen:5:random", "nothing to sample"),
     ],
 )
 def test_task_spec_errors(spec: str, message: str) -> None:

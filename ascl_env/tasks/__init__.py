@@ -4,7 +4,8 @@
   generated math word problems (:func:`generate_math_tasks`).
 - ``load_xstest``, ``load_strongreject``, ``load_jailbreakbench``, ``load_harmbench``,
   ``load_advbench``, ``load_gsm8k``, ``load_math500``: upstream files in their published formats.
-- :func:`load_task_spec`: ``"bundled"`` or ``"xstest=PATH,gsm8k=PATH:200,..."``.
+- :func:`load_task_spec`: ``"bundled"`` or ``"xstest=PATH,gsm8k=PATH:200,..."`` (``:N`` samples
+  N tasks stratified by kind and category; :func:`sample_tasks`).
 - :class:`TaskMixture`: weighted, seeded sampling over sources.
 """
 
@@ -12,14 +13,18 @@ from ascl_env.tasks.bundled import bundled_tasks, load_task_yaml
 from ascl_env.tasks.loaders import (
     BUILTIN_SOURCES,
     FILE_LOADERS,
+    SAMPLING_METHODS,
+    describe_sampling,
     load_advbench,
     load_gsm8k,
     load_harmbench,
     load_jailbreakbench,
     load_math500,
     load_strongreject,
+    load_task_selection,
     load_task_spec,
     load_xstest,
+    sample_tasks,
 )
 from ascl_env.tasks.math_gen import TEMPLATES, generate_math_tasks
 from ascl_env.tasks.mixture import TaskMixture
@@ -28,6 +33,7 @@ from ascl_env.tasks.model import TASK_KINDS, Task, TaskError, TaskKind
 __all__ = [
     "BUILTIN_SOURCES",
     "FILE_LOADERS",
+    "SAMPLING_METHODS",
     "TASK_KINDS",
     "TEMPLATES",
     "Task",
@@ -35,6 +41,7 @@ __all__ = [
     "TaskKind",
     "TaskMixture",
     "bundled_tasks",
+    "describe_sampling",
     "generate_math_tasks",
     "load_advbench",
     "load_gsm8k",
@@ -42,7 +49,9 @@ __all__ = [
     "load_jailbreakbench",
     "load_math500",
     "load_strongreject",
+    "load_task_selection",
     "load_task_spec",
     "load_task_yaml",
     "load_xstest",
+    "sample_tasks",
 ]

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -298,58 +300,156 @@ FILE_LOADERS: dict[str, Callable[[PathLike], list[Task]]] = {
 }
 # Sources built into the package (no path).
 BUILTIN_SOURCES = ("bundled", "bundled_harmful", "bundled_benign", "math_gen")
-_LIMIT = re.compile(r"^(?P<body>.*?)(?::(?P<limit>\d+))?$", re.DOTALL)
+# How ``:N`` picks N tasks of an entry (the first is the default).
+SAMPLING_METHODS = ("stratified", "random", "first")
+_LIMIT = re.compile(r"^(?P<body>.*?)(?::(?P<limit>\d+)(?::(?P<method>[A-Za-z_]+))?)?$", re.DOTALL)
 
 
-def _builtin(name: str, limit: int | None, n_math: int, seed: int) -> list[Task]:
-    if name == "math_gen":
-        return generate_math_tasks(n_math if limit is None else limit, seed=seed)
-    kinds = {"bundled": None, "bundled_harmful": ["harmful"], "bundled_benign": ["benign"]}[name]
-    tasks = bundled_tasks(kinds, n_math=n_math, seed=seed)
-    return tasks if limit is None else tasks[:limit]
+def _largest_remainder(sizes: Sequence[int], n: int, rng: random.Random) -> list[int]:
+    """Split ``n`` over groups in proportion to ``sizes`` (largest remainder, ties at random)."""
+    total = sum(sizes)
+    quotas = [n * size / total for size in sizes]
+    counts = [math.floor(q) for q in quotas]
+    order = sorted(range(len(sizes)), key=lambda i: (counts[i] - quotas[i], rng.random()))
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
 
 
-def load_task_spec(spec: str, *, n_math: int = 200, seed: int = 0) -> list[Task]:
-    """Tasks from a comma-separated spec, in order.
+def sample_tasks(
+    tasks: Sequence[Task], n: int, method: str = "stratified", seed: int = 0
+) -> list[Task]:
+    """``n`` of ``tasks``, kept in their original order.
 
-    Entries: ``bundled`` (harmful + benign + ``n_math`` generated problems), ``bundled_harmful``,
-    ``bundled_benign``, ``math_gen`` (``math_gen:N`` generates N), or ``NAME=PATH`` with NAME one
-    of :data:`FILE_LOADERS`. ``:N`` after an entry keeps its first N tasks (so a path may not end
-    in ``:digits``, and paths may not contain commas). Example:
-    ``"bundled_harmful,xstest=data/xstest_prompts.csv,gsm8k=data/test.jsonl:200"``.
-
-    Raises:
-        TaskError: for an empty spec or entry, an unknown name, a missing path, duplicate ids.
-        FileNotFoundError: for a path that is not a file.
+    ``stratified`` (the default): the kinds (harmful/benign/math; XSTest's unsafe/safe label)
+    get shares proportional to their sizes, every kind at least one task when ``n`` allows,
+    and within a kind the categories get proportional shares too; the tasks of each stratum
+    are a seeded random sample. ``random``: a seeded simple random sample. ``first``: the
+    first ``n`` in file order. ``n`` at or above the number of tasks keeps them all.
     """
+    if method not in SAMPLING_METHODS:
+        raise ValueError(f"unknown sampling method {method!r}; use one of {SAMPLING_METHODS}")
+    if n >= len(tasks):
+        return list(tasks)
+    if method == "first":
+        return list(tasks[:n])
+    rng = random.Random(seed)
+    indexed = list(enumerate(tasks))
+    if method == "random":
+        return [t for _, t in sorted(rng.sample(indexed, n), key=lambda p: p[0])]
+    by_kind: dict[str, list[tuple[int, Task]]] = {}
+    for pair in indexed:
+        by_kind.setdefault(pair[1].kind, []).append(pair)
+    kinds = list(by_kind.values())
+    per_kind = _largest_remainder([len(g) for g in kinds], n, rng)
+    if n >= len(kinds):  # no kind left out: a kind that got none takes one from the largest
+        for i, count in enumerate(per_kind):
+            if count == 0:
+                per_kind[per_kind.index(max(per_kind))] -= 1
+                per_kind[i] = 1
+    chosen: list[tuple[int, Task]] = []
+    for group, count in zip(kinds, per_kind, strict=True):
+        strata: dict[str, list[tuple[int, Task]]] = {}
+        for pair in group:
+            strata.setdefault(pair[1].category or "", []).append(pair)
+        members = list(strata.values())
+        for stratum, k in zip(
+            members, _largest_remainder([len(m) for m in members], count, rng), strict=True
+        ):
+            chosen.extend(rng.sample(stratum, k))
+    return [t for _, t in sorted(chosen, key=lambda p: p[0])]
+
+
+def describe_sampling(info: Mapping[str, Any]) -> str:
+    """One line for a report: how an entry's ``:N`` selected its tasks."""
+    how = {
+        "stratified": "stratified by kind and category",
+        "random": "simple random sample",
+        "first": "the first in file order",
+        "generated": "generated",
+    }[info["method"]]
+    kinds = ", ".join(f"{count} {kind}" for kind, count in info["kinds"].items())
+    seeded = f", seed {info['seed']}" if info["method"] in ("stratified", "random") else ""
+    return (
+        f"{info['source']}: {info['selected']} of {info['available']} tasks, {how}{seeded} "
+        f"({kinds})"
+    )
+
+
+def _builtin(name: str, n_math: int, seed: int) -> list[Task]:
+    kinds = {"bundled": None, "bundled_harmful": ["harmful"], "bundled_benign": ["benign"]}[name]
+    return bundled_tasks(kinds, n_math=n_math, seed=seed)
+
+
+def load_task_selection(
+    spec: str, *, n_math: int = 200, seed: int = 0, sample_seed: int | None = None
+) -> tuple[list[Task], list[dict[str, Any]]]:
+    """:func:`load_task_spec`, plus one record per ``:N`` entry saying how it sampled:
+    ``{"entry", "source", "available", "selected", "method", "seed", "kinds"}``."""
     entries = [e.strip() for e in spec.split(",")]
     if not spec.strip() or any(not e for e in entries):
         raise TaskError(f"task spec {spec!r} has an empty entry")
     known = ", ".join([*BUILTIN_SOURCES, *(f"{n}=PATH" for n in FILE_LOADERS)])
+    sample_seed = seed if sample_seed is None else sample_seed
     tasks: list[Task] = []
+    sampling: list[dict[str, Any]] = []
     for entry in entries:
         name, has_path, rest = entry.partition("=")
         name = name.strip()
         match = _LIMIT.match(rest if has_path else name)
         assert match is not None  # the pattern matches every string
         limit = int(match.group("limit")) if match.group("limit") else None
+        method = match.group("method") or "stratified"
+        if method not in SAMPLING_METHODS:
+            raise TaskError(
+                f"task spec entry {entry!r}: unknown sampling {method!r} after :N; "
+                f"use :N (stratified), :N:random or :N:first"
+            )
+        body = match.group("body").strip()
         if not has_path:
-            name = match.group("body").strip()
+            name = body
             if name in FILE_LOADERS:
                 raise TaskError(f"task spec entry {entry!r}: {name} needs a path: {name}=PATH")
             if name not in BUILTIN_SOURCES:
                 raise TaskError(
                     f"task spec entry {entry!r}: unknown source {name!r}; known: {known}"
                 )
-            tasks.extend(_builtin(name, limit, n_math, seed))
+            if name == "math_gen":
+                if match.group("method"):
+                    raise TaskError(
+                        f"task spec entry {entry!r}: math_gen:N generates N problems; "
+                        "there is nothing to sample from"
+                    )
+                tasks.extend(generate_math_tasks(n_math if limit is None else limit, seed=seed))
+                continue
+            loaded = _builtin(name, n_math, seed)
+        else:
+            if name not in FILE_LOADERS:
+                raise TaskError(
+                    f"task spec entry {entry!r}: unknown source {name!r}; known: {known}"
+                )
+            if not body:
+                raise TaskError(f"task spec entry {entry!r}: empty path")
+            loaded = FILE_LOADERS[name](body)
+        if limit is None:
+            tasks.extend(loaded)
             continue
-        if name not in FILE_LOADERS:
-            raise TaskError(f"task spec entry {entry!r}: unknown source {name!r}; known: {known}")
-        path = match.group("body").strip()
-        if not path:
-            raise TaskError(f"task spec entry {entry!r}: empty path")
-        loaded = FILE_LOADERS[name](path)
-        tasks.extend(loaded if limit is None else loaded[:limit])
+        chosen = sample_tasks(loaded, limit, method, sample_seed)
+        tasks.extend(chosen)
+        kinds: dict[str, int] = {}
+        for task in chosen:
+            kinds[task.kind] = kinds.get(task.kind, 0) + 1
+        sampling.append(
+            {
+                "entry": entry,
+                "source": name,
+                "available": len(loaded),
+                "selected": len(chosen),
+                "method": method,
+                "seed": sample_seed,
+                "kinds": kinds,
+            }
+        )
     seen: set[str] = set()
     for task in tasks:
         if task.id in seen:
@@ -358,4 +458,25 @@ def load_task_spec(spec: str, *, n_math: int = 200, seed: int = 0) -> list[Task]
                 "(the same source listed twice?)"
             )
         seen.add(task.id)
-    return tasks
+    return tasks, sampling
+
+
+def load_task_spec(
+    spec: str, *, n_math: int = 200, seed: int = 0, sample_seed: int | None = None
+) -> list[Task]:
+    """Tasks from a comma-separated spec, in order.
+
+    Entries: ``bundled`` (harmful + benign + ``n_math`` generated problems), ``bundled_harmful``,
+    ``bundled_benign``, ``math_gen`` (``math_gen:N`` generates N), or ``NAME=PATH`` with NAME one
+    of :data:`FILE_LOADERS`. ``:N`` after an entry keeps N of its tasks, by default a sample
+    stratified by kind and category (:func:`sample_tasks`, seeded with ``sample_seed``, which
+    defaults to ``seed``); ``:N:random`` takes a simple random sample, ``:N:first`` the first N.
+    (So a path may not end in ``:digits``, and paths may not contain commas.) Example:
+    ``"bundled_harmful,xstest=data/xstest_prompts.csv:50,gsm8k=data/test.jsonl:200:first"``.
+
+    Raises:
+        TaskError: for an empty spec or entry, an unknown name or sampling method, a missing
+            path, duplicate ids.
+        FileNotFoundError: for a path that is not a file.
+    """
+    return load_task_selection(spec, n_math=n_math, seed=seed, sample_seed=sample_seed)[0]
