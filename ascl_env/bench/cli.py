@@ -48,15 +48,39 @@ results/comparison/comparison.md with a safety-vs-utility plot."""
 RUN_EPILOG = f"""\
 {SPEC_HELP}
 
-task specs (--tasks):
-  bundled                         the tasks shipped with ascl-env
-  xstest=PATH,gsm8k=PATH,...      benchmark files (xstest, strongreject, jailbreakbench,
-                                  harmbench, advbench, gsm8k, math500)
+task specs (--tasks): comma-separated entries, concatenated in order
+  bundled                  the shipped tasks: 112 harmful, 112 benign, 200 generated math
+  bundled_harmful          only the shipped harmful tasks (bundled_benign: the benign ones)
+  math_gen:N               N generated arithmetic word problems (default 200)
+  NAME=PATH                a benchmark file as published upstream; NAME is one of
+                             xstest        xstest_prompts.csv (safe -> benign, unsafe -> harmful)
+                             strongreject  strongreject_dataset.csv (harmful)
+                             jailbreakbench, jbb_harmful, jbb_benign  JBB-Behaviors CSVs
+                             harmbench     harmbench_behaviors_text_*.csv (harmful)
+                             advbench      harmful_behaviors.csv (harmful)
+                             gsm8k         test.jsonl (math)
+                             math500       test.jsonl of MATH-500 (math)
+  ENTRY:N                  N tasks of the entry, sampled stratified by kind (XSTest's
+                           safe/unsafe label) and category, seeded with --seed
+  ENTRY:N:random           N tasks, a seeded simple random sample
+  ENTRY:N:first            the first N tasks in file order
+  The report states how each :N entry was sampled. --per-kind samples again per kind,
+  after the spec is loaded; --n repeats tasks (intervals then resample whole tasks).
+
+judge (--env): the keyword judge is the offline default; an LLM judge on an
+OpenAI-compatible server scores refusals and safe completions:
+  --env judge=llm --env llm_judge_url=http://127.0.0.1:8000/v1 --env llm_judge_model=NAME
+  [--env llm_judge_api_key_env=VAR] [--env llm_judge_timeout=30] [--env on_judge_error=raise]
+  (on_judge_error=fallback, the default, scores with the keyword judge and counts judge_errors)
 
 examples:
   ascl-bench run --agent always-refuse --agent oracle --n 100
-  ascl-bench run --agent hf:./my-model --tasks xstest=data/xstest_prompts.csv --rules-mode none
+  ascl-bench run --agent hf:./my-model --tasks xstest=data/xstest_prompts.csv:50 --rules-mode none
+  ascl-bench run --agent oracle --tasks xstest=data/xstest_prompts.csv,gsm8k=data/test.jsonl:100
   ascl-bench run --agent openai:http://127.0.0.1:8000/v1#my-model --concurrency 16
+  ascl-bench run --agent smollm2 --env judge=llm --env llm_judge_url=http://127.0.0.1:8001/v1 \\
+      --env llm_judge_model=judge
+  ascl-bench compare results/always-refuse results/oracle --out results/comparison
 
 Running the same command again resumes an interrupted run (finished episodes are kept)."""
 
@@ -211,9 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser(
         "compare",
-        help="compare result dirs in one table and plot",
+        help="compare result dirs in one table, with paired tests, and plot",
         description="Compare several result directories: comparison.md, "
-        "comparison.json, safety_vs_utility.png, lookup_rate_by_kind.png.",
+        "comparison.json, safety_vs_utility.png, lookup_rate_by_kind.png. Each run is "
+        "labelled agent [rules mode, tasks, n=episodes]. Every later run that shares episodes "
+        "with the first DIR (matched on task id and repeat index) is tested against it: "
+        "McNemar's exact test for rates, a paired bootstrap for means, with the difference "
+        "and its 95%% interval.",
+        epilog="example:\n  ascl-bench run --agent always-refuse --agent oracle --out results\n"
+        "  ascl-bench compare results/always-refuse results/oracle --out results/cmp",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     compare.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     compare.add_argument(
@@ -246,12 +277,13 @@ def _summary_line(label: str, report: dict[str, Any], path: Path) -> str:
 
 
 def _load_tasks(args: argparse.Namespace, embedded: bool) -> list:
-    from ascl_env.tasks import load_task_spec
+    from ascl_env.tasks import describe_sampling, load_task_selection
 
     try:
-        tasks = load_task_spec(args.tasks)
+        tasks, sampling = load_task_selection(args.tasks, sample_seed=args.seed)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--tasks {args.tasks}: {exc}") from exc
+    args.sampling = [describe_sampling(info) for info in sampling]
     if not tasks:
         raise UsageError(f"--tasks {args.tasks}: no tasks selected")
     mix = args.per_kind or (DEFAULT_MIX if embedded else None)
@@ -385,6 +417,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "max_new_tokens": max_new_tokens,
         "temperature": args.temperature,
     }
+    if args.sampling:  # only when the spec samples, so earlier result directories still resume
+        config["sampling"] = args.sampling
     # Agents that load no model are built (and endpoints checked) before any run, so that a bad
     # spec or an unreachable endpoint fails before anything is written.
     ready: dict[int, Any] = {}

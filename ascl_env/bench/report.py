@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ascl_env.bench import plots
-from ascl_env.bench.metrics import KINDS, compute_metrics
+from ascl_env.bench.metrics import KINDS, compute_metrics, paired_comparison
 from ascl_env.bench.results import (
     COMPARISON_JSON,
     COMPARISON_MD,
@@ -208,6 +208,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"`{config.get('rules_mode')}`, seed {config.get('seed')}, max_turns "
         f"{config.get('max_turns')}.{status}",
         "",
+        *sampling_lines(config),
+        interval_note(overall),
+        "",
         "## Summary",
         "",
         *_summary_table(overall),
@@ -254,6 +257,31 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def sampling_lines(config: dict[str, Any]) -> list[str]:
+    """How the tasks were selected: ``:N`` entries of the task spec and ``--per-kind``."""
+    notes = [f"Sampling: {line}." for line in config.get("sampling") or []]
+    if config.get("per_kind"):
+        mix = ", ".join(f"{kind}={count}" for kind, count in config["per_kind"].items())
+        notes.append(f"Sampling: --per-kind {mix}, a seeded random sample per kind.")
+    if config.get("n") is not None:
+        notes.append(
+            f"Episodes: --n {config['n']}, the tasks in a seeded order, repeated as needed."
+        )
+    return [*notes, ""] if notes else []
+
+
+def interval_note(overall: dict[str, Any]) -> str:
+    """Which intervals the report uses; says so when tasks repeat."""
+    episodes, distinct = overall["episodes"], overall.get("distinct_tasks", overall["episodes"])
+    if distinct < episodes:
+        return (
+            f"Tasks repeat ({episodes} episodes over {distinct} distinct tasks), so the 95% "
+            "intervals are cluster-bootstrap intervals over task ids (2000 seeded resamples of "
+            "whole tasks); repeats of one task are not independent samples."
+        )
+    return "95% intervals: Wilson for rates, a seeded percentile bootstrap for means."
+
+
 # --------------------------------------------------------------------------- comparison
 
 
@@ -265,35 +293,164 @@ COMPARE_COLUMNS = (
     ("mean_reward", "mean reward", False),
     ("lookup_rate", "lookup rate", True),
 )
+PAIRED_METRICS = (
+    ("harmful_safety_rate", "harmful safe", True),
+    ("harmful_refusal_rate", "harmful refused", True),
+    ("benign_compliance_rate", "benign answered", True),
+    ("math_accuracy", "math correct", True),
+    ("utility_rate", "utility", True),
+    ("lookup_rate", "lookup rate", True),
+    ("mean_reward", "mean reward", False),
+    ("mean_lookups", "mean lookups", False),
+)
+
+
+def task_label(spec: Any) -> str:
+    """A task spec without paths: ``xstest=data/x.csv:10,gsm8k=t.jsonl`` -> ``xstest:10+gsm8k``."""
+    parts = []
+    for entry in str(spec).split(","):
+        name, has_path, rest = entry.strip().partition("=")
+        if has_path:
+            suffix = rest.rsplit("/", 1)[-1].partition(":")[2]
+            parts.append(f"{name}:{suffix}" if suffix else name)
+        else:
+            parts.append(name)
+    return "+".join(parts)
+
+
+def run_label(report: dict[str, Any]) -> str:
+    """``agent [rules mode, tasks, n=episodes]``."""
+    config = report["config"]
+    return (
+        f"{report['agent']} [{config.get('rules_mode')}, {task_label(config.get('tasks'))}, "
+        f"n={report['episodes_finished']}]"
+    )
+
+
+def _difference(entry: dict[str, Any], percent: bool) -> str:
+    if entry["difference"] is None:
+        return "–"
+    scale, unit, digits = (100, " pp", 1) if percent else (1, "", 3)
+    low, high = entry["ci95"]
+    return (
+        f"{scale * entry['difference']:+.{digits}f}{unit} "
+        f"[{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]"
+    )
+
+
+def _p_value(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _paired_section(ref: str, other: str, paired: dict[str, Any]) -> list[str]:
+    coverage = (
+        "all episodes of both runs"
+        if paired["only_a"] == paired["only_b"] == 0
+        else f"the shared episodes ({paired['only_a']} only in `{ref}`, "
+        f"{paired['only_b']} only in `{other}`)"
+    )
+    lines = [
+        f"### `{other}` vs `{ref}`",
+        "",
+        f"Paired on {paired['pairs']} episodes matched by task id and repeat index: "
+        f"{coverage}. Difference = `{other}` minus `{ref}`, with a 95% paired-bootstrap "
+        "interval"
+        + (" resampling whole tasks (tasks repeat)" if paired["tasks_repeat"] else "")
+        + "; p: McNemar's exact test for rates, a paired bootstrap for means"
+        + (" (cluster bootstrap for all, since tasks repeat)." if paired["tasks_repeat"] else "."),
+        "",
+        "| metric | pairs | ref | run | difference [95% CI] | p | test "
+        "| discordant (ref only / run only) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, title, percent in PAIRED_METRICS:
+        e = paired["metrics"][key]
+        if e["n"] == 0:
+            continue
+        value = (lambda v: f"{100 * v:.1f}%") if percent else (lambda v: f"{v:.3f}")
+        discordant = "/".join(map(str, e["discordant"])) if "discordant" in e else "–"
+        lines.append(
+            f"| {title} | {e['n']} | {value(e['a'])} | {value(e['b'])} "
+            f"| {_difference(e, percent)} | {_p_value(e['p_value'])} | {e['test']} "
+            f"| {discordant} |"
+        )
+    return [*lines, ""]
 
 
 def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> dict[str, Any]:
-    """Write a comparison table and plots of several result directories into ``out_dir``."""
+    """Write a comparison table, paired tests and plots of several result directories.
+
+    Each run is labelled by agent, rules mode, task source and episodes. Every run after the
+    first that shares episodes with the first (same task ids) is tested against it, paired
+    (:func:`~ascl_env.bench.metrics.paired_comparison`).
+    """
     if not dirs:
         raise ReportError("nothing to compare: give at least one result directory")
     runs: dict[str, tuple[Path, dict[str, Any]]] = {}
     for directory in dict.fromkeys(map(Path, dirs)):  # a directory named twice counts once
         report = load_report(directory)
-        agent = str(report["agent"])
-        candidates = (agent, f"{agent} ({directory.name})", f"{agent} ({directory})")
-        runs[next(label for label in candidates if label not in runs)] = (directory, report)
+        label = run_label(report)
+        candidates = (label, f"{label} ({directory.name})", f"{label} ({directory})")
+        runs[next(c for c in candidates if c not in runs)] = (directory, report)
     out_dir = Path(out_dir)
     metrics = {label: report["metrics"] for label, (_, report) in runs.items()}
     plots.safety_vs_utility(metrics, out_dir / SAFETY_PLOT)
     plots.lookup_rate_by_kind(metrics, out_dir / LOOKUP_PLOT)
-    header = "| run | episodes | " + " | ".join(title for _, title, _ in COMPARE_COLUMNS)
+    header = "| run | agent | rules mode | tasks | episodes | " + " | ".join(
+        title for _, title, _ in COMPARE_COLUMNS
+    )
+    repeats = [
+        label
+        for label, (_, report) in runs.items()
+        if report["metrics"]["overall"].get("distinct_tasks", 0)
+        < report["metrics"]["overall"]["episodes"]
+    ]
     lines = [
         "# ASCL-v0 benchmark comparison",
         "",
-        "Values with 95% confidence intervals (Wilson for rates, bootstrap for means).",
+        "Values with 95% confidence intervals (Wilson for rates, bootstrap for means"
+        + (
+            "; cluster bootstrap over task ids for runs whose tasks repeat: "
+            + ", ".join(f"`{label}`" for label in repeats)
+            if repeats
+            else ""
+        )
+        + ").",
         "",
         header + " | judge errors |",
-        "|---" * (len(COMPARE_COLUMNS) + 3) + "|",
+        "|---" * (len(COMPARE_COLUMNS) + 7) + "|",
     ]
     for label, (_, report) in runs.items():
-        overall = report["metrics"]["overall"]
+        overall, config = report["metrics"]["overall"], report["config"]
         cells = " | ".join(fmt(overall[key], percent) for key, _, percent in COMPARE_COLUMNS)
-        lines.append(f"| {label} | {overall['episodes']} | {cells} | {overall['judge_errors']} |")
+        lines.append(
+            f"| {label} | {report['agent']} | {config.get('rules_mode')} "
+            f"| {task_label(config.get('tasks'))} | {overall['episodes']} | {cells} "
+            f"| {overall['judge_errors']} |"
+        )
+    sampling = [
+        f"- `{label}`: " + "; ".join(report["config"]["sampling"])
+        for label, (_, report) in runs.items()
+        if report["config"].get("sampling")
+    ]
+    if sampling:
+        lines += ["", "Sampling of `:N` task-spec entries:", "", *sampling]
+    paired: list[dict[str, Any]] = []
+    labels = list(runs)
+    if len(labels) > 1:
+        ref = labels[0]
+        ref_rows = read_rows(runs[ref][0] / EPISODES_FILE)
+        sections: list[str] = []
+        for other in labels[1:]:
+            result = paired_comparison(ref_rows, read_rows(runs[other][0] / EPISODES_FILE))
+            if result["pairs"] == 0:
+                sections += [f"`{other}` shares no episode with `{ref}`: no paired test.", ""]
+                continue
+            paired.append({"reference": ref, "run": other, **result})
+            sections += _paired_section(ref, other, result)
+        lines += ["", f"## Paired comparisons against `{ref}`", "", *sections]
     lines += [
         "",
         "![safety vs utility](safety_vs_utility.png)",
@@ -322,11 +479,16 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
         "runs": {
             label: {
                 "dir": str(directory),
+                "agent": report["agent"],
+                "rules_mode": report["config"].get("rules_mode"),
+                "tasks": report["config"].get("tasks"),
+                "episodes": report["metrics"]["overall"]["episodes"],
                 "config": report["config"],
                 "overall": report["metrics"]["overall"],
             }
             for label, (directory, report) in runs.items()
-        }
+        },
+        "paired": paired,
     }
     atomic_write_json(out_dir / COMPARISON_JSON, comparison)
     atomic_write_text(out_dir / COMPARISON_MD, "\n".join(lines))
