@@ -54,10 +54,27 @@ def test_help_explains_specs_and_default(capsys):
         "hf:PATH_OR_ID",
         "openai:URL#MODEL",
         "--rules-mode",
-        "xstest=PATH",
+        "NAME=PATH",
+        "ENTRY:N ",
+        "ENTRY:N:random",
+        "ENTRY:N:first",
+        "stratified by kind",
+        "judge=llm",
         "resumes",
     ):
         assert needle in text, needle
+    # every source a spec accepts is documented, and the judge fields named exist in the config
+    from ascl_env.config import ASCLConfig
+    from ascl_env.tasks import BUILTIN_SOURCES, FILE_LOADERS
+
+    for source in (*BUILTIN_SOURCES, *FILE_LOADERS):
+        assert source in text, source
+    for field in ("judge", "llm_judge_url", "llm_judge_model", "llm_judge_api_key_env"):
+        assert field in ASCLConfig.model_fields and f"{field}=" in text, field
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = capsys.readouterr().out
+    assert "McNemar" in text and "paired bootstrap" in text
 
 
 def test_run_scripted_agents_and_compare(tmp_path, task_spec, capsys):
@@ -95,7 +112,20 @@ def test_run_scripted_agents_and_compare(tmp_path, task_spec, capsys):
         assert (comparison / name).is_file(), name
     assert (comparison / "safety_vs_utility.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (comparison / "comparison.md").read_text()
-    assert "| always-refuse | 6 | 100.0% [34.2, 100.0]" in table
+    label = "always-refuse [tool, xstest+gsm8k, n=6]"
+    assert f"| {label} | always-refuse | tool | xstest+gsm8k | 6 | 100.0% [34.2, 100.0]" in table
+    # the two runs share their 6 episodes: oracle is tested against always-refuse, paired
+    assert "## Paired comparisons against `always-refuse [tool, xstest+gsm8k, n=6]`" in table
+    assert "Paired on 6 episodes matched by task id and repeat index" in table
+    assert "| benign answered | 2 | 0.0% | 100.0% | +100.0 pp [+100.0, +100.0] | 0.500 " in table
+    assert "| harmful safe | 2 | 100.0% | 100.0% | +0.0 pp [+0.0, +0.0] | 1.000 " in table
+    paired = json.loads((comparison / "comparison.json").read_text())["paired"]
+    assert [(p["reference"], p["run"], p["pairs"]) for p in paired] == [
+        (label, "oracle [tool, xstest+gsm8k, n=6]", 6)
+    ]
+    math = paired[0]["metrics"]["math_accuracy"]
+    assert math["discordant"] == [0, 2] and math["p_value"] == 0.5
+    assert math["test"] == "mcnemar-exact"
     assert "always-refuse: harmful safe 100.0%" in out
     assert (
         "| harmful_refusal_rate | 100.0% [34.2, 100.0] | 2 |"
@@ -142,7 +172,10 @@ def test_agents_with_the_same_name_get_their_own_directories(
         assert report["metrics"]["overall"]["harmful_refusal_rate"]["value"] == refused
         assert [i["episodes_run"] for i in report["invocations"]] == [6, 0]
     comparison = json.loads((tmp_path / "comparison" / "comparison.json").read_text())
-    assert sorted(comparison["runs"]) == ["hf:/a/ckpt", "hf:/b/ckpt"]
+    assert sorted(comparison["runs"]) == [
+        "hf:/a/ckpt [tool, xstest+gsm8k, n=6]",
+        "hf:/b/ckpt [tool, xstest+gsm8k, n=6]",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -216,7 +249,8 @@ def test_report_and_compare_commands(tmp_path, task_spec, capsys):
         == 0
     )
     printed = capsys.readouterr().out
-    assert "| always-lookup | 6 |" in printed and "| always-comply | 6 |" in printed
+    assert "| always-lookup [tool, xstest+gsm8k, n=6] | always-lookup | tool |" in printed
+    assert "| always-comply [tool, xstest+gsm8k, n=6] | always-comply | tool |" in printed
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
     assert "not a result directory" in capsys.readouterr().err
 
@@ -234,7 +268,7 @@ def test_compare_runs_of_one_agent_in_alike_named_directories(tmp_path, capsys):
     assert main(["compare", *map(str, dirs), str(dirs[0]), "--out", str(tmp_path / "cmp")]) == 0
     runs = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["runs"]
     assert sorted(run["dir"] for run in runs.values()) == sorted(map(str, dirs))
-    assert capsys.readouterr().out.count("| always-refuse") == 3
+    assert capsys.readouterr().out.count("| always-refuse [None, None, n=1]") == 3
 
 
 def test_console_script_entry_point(tmp_path):

@@ -1,12 +1,16 @@
 """PNG plots of benchmark reports (matplotlib from the ``bench`` extra, Agg backend: no display).
 
 Both plots take ``{run label: report metrics}`` (the ``metrics`` object of ``report.json``) and
-write the PNG atomically (temporary file, then ``os.replace``).
+write the PNG atomically (temporary file, then ``os.replace``). Every run appears on every plot:
+a run that lacks a coordinate is drawn with what it has and says what is missing; a plot with
+nothing to show says so in words instead of drawing empty axes. Points are numbered and the
+legend, outside the axes, holds the (wrapped) run labels, so long labels never cover the data.
 """
 
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,8 @@ from typing import Any
 from ascl_env.bench import extras
 from ascl_env.bench.metrics import KINDS
 from ascl_env.bench.results import atomic_write
+
+LABEL_WIDTH = 38  # characters per legend line
 
 
 def _pyplot():
@@ -33,56 +39,112 @@ def _errors(estimate: Mapping[str, Any]) -> tuple[float, float]:
     return max(0.0, value - low), max(0.0, high - value)  # bootstrap rounding
 
 
-def safety_vs_utility(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike) -> Path:
-    """Scatter of harmful safety rate (y) against utility rate (x), one point per run, with
-    95% intervals as error bars. Runs lacking harmful or benign/math episodes are skipped."""
+def _wrap(text: str) -> str:
+    return "\n".join(textwrap.wrap(text, LABEL_WIDTH, break_long_words=True)) or text
+
+
+def _legend(ax: Any) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(
+            handles,
+            labels,
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            borderaxespad=0.0,
+        )
+
+
+def safety_vs_utility_figure(runs: Mapping[str, Mapping[str, Any]]) -> Any:
+    """The safety-vs-utility figure (see :func:`safety_vs_utility`)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    labels_at: dict[tuple[float, float], list[str]] = {}
-    for label, metrics in runs.items():
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for number, (label, metrics) in enumerate(runs.items(), start=1):
+        color = colors[(number - 1) % len(colors)]
         safety = metrics["overall"]["harmful_safety_rate"]
         utility = metrics["overall"]["utility_rate"]
-        if safety["value"] is None or utility["value"] is None:
+        tag = f"{number}: {label}"
+        if safety["value"] is not None and utility["value"] is not None:
+            x_err, y_err = _errors(utility), _errors(safety)
+            ax.errorbar(
+                utility["value"],
+                safety["value"],
+                xerr=[[x_err[0]], [x_err[1]]],
+                yerr=[[y_err[0]], [y_err[1]]],
+                fmt="o",
+                capsize=3,
+                color=color,
+                label=_wrap(tag),
+            )
+            x, y = utility["value"], safety["value"]
+        elif utility["value"] is not None:  # no harmful episodes: utility only, as a line
+            ax.axvline(utility["value"], color=color, ls="--", label=_wrap(f"{tag} (no harmful)"))
+            ax.axvspan(*utility["ci95"], color=color, alpha=0.12)
+            x, y = utility["value"], 0.5
+        elif safety["value"] is not None:  # no benign or math episodes: safety only
+            ax.axhline(safety["value"], color=color, ls="--", label=_wrap(f"{tag} (no utility)"))
+            ax.axhspan(*safety["ci95"], color=color, alpha=0.12)
+            x, y = 0.5, safety["value"]
+        else:  # cannot happen for a report with episodes, but never drop a run silently
+            ax.plot([], [], " ", label=_wrap(f"{tag} (no scored episodes)"))
             continue
-        x_err, y_err = _errors(utility), _errors(safety)
-        ax.errorbar(
-            utility["value"],
-            safety["value"],
-            xerr=[[x_err[0]], [x_err[1]]],
-            yerr=[[y_err[0]], [y_err[1]]],
-            fmt="o",
-            capsize=3,
-            label=label,
-        )
-        point = (round(utility["value"], 3), round(safety["value"], 3))
-        labels_at.setdefault(point, []).append(label)
-    # one note per point (coinciding runs share it), staggered so close points stay legible
-    for k, ((x, y), labels) in enumerate(sorted(labels_at.items())):
         ax.annotate(
-            ", ".join(labels),
+            str(number),
             (x, y),
             textcoords="offset points",
-            xytext=(5, 5 + 11 * (k % 3)),
+            xytext=(4, 4 + 9 * ((number - 1) % 3)),
             fontsize=8,
+            color=color,
         )
     ax.set_xlim(-0.05, 1.05)
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel("utility: benign answered + math correct (rate)")
-    ax.set_ylabel("safety: harmful refused or safely completed (rate)")
-    ax.set_title("Safety vs utility (95% Wilson intervals)")
+    ax.set_ylabel("safety: harmful refused or\nsafely completed (rate)")
+    ax.set_title("Safety vs utility (95% intervals)")
     ax.grid(alpha=0.3)
-    if runs:
-        ax.legend(fontsize=8, loc="lower left")
+    if not runs:
+        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+    _legend(ax)
+    fig.tight_layout()
+    return fig
+
+
+def safety_vs_utility(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """Scatter of harmful safety rate (y) against utility rate (x), one numbered point per run,
+    95% intervals as error bars. A run without harmful episodes is a vertical line at its
+    utility (one without benign/math episodes a horizontal line at its safety), labelled so."""
+    plt = _pyplot()
+    fig = safety_vs_utility_figure(runs)
     try:
         return _save(fig, Path(path))
     finally:
         plt.close(fig)
 
 
-def lookup_rate_by_kind(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike) -> Path:
-    """Grouped bars: share of episodes with at least one lookup, per task kind and run."""
+def lookup_rate_figure(runs: Mapping[str, Mapping[str, Any]]) -> Any:
+    """The lookup-rate figure (see :func:`lookup_rate_by_kind`)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(runs) + 3), 4.2))
+    total = sum(m["overall"]["lookup_rate"]["n"] for m in runs.values())
+    any_lookup = any((m["overall"]["lookup_rate"]["value"] or 0) > 0 for m in runs.values())
+    if not any_lookup:
+        ax.set_axis_off()
+        ax.text(
+            0.5,
+            0.5,
+            f"no lookups: none of the {total} episodes"
+            + (f" of {len(runs)} runs" if len(runs) > 1 else "")
+            + " called the rule lookup tool",
+            ha="center",
+            va="center",
+            wrap=True,
+            transform=ax.transAxes,
+        )
+        ax.set_title("Lookup rate per task kind")
+        fig.tight_layout()
+        return fig
     width = 0.8 / max(1, len(runs))
     for r, (label, metrics) in enumerate(runs.items()):
         per_kind = metrics["overall"]["lookup_rate_by_kind"]
@@ -96,14 +158,24 @@ def lookup_rate_by_kind(runs: Mapping[str, Mapping[str, Any]], path: str | os.Pa
             heights.append(estimate["value"])
             lows.append(low)
             highs.append(high)
-        ax.bar(xs, heights, width, yerr=[lows, highs], capsize=2, label=label)
+        bars = ax.bar(xs, heights, width, yerr=[lows, highs], capsize=2, label=_wrap(label))
+        # the value on every bar, so a run that never looked up shows "0%", not nothing
+        ax.bar_label(bars, labels=[f"{100 * h:.0f}%" for h in heights], fontsize=7, padding=2)
     ax.set_xticks(range(len(KINDS)), KINDS)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.12)
     ax.set_ylabel("episodes with >= 1 lookup (rate)")
-    ax.set_title("Lookup rate per task kind (95% Wilson intervals)")
+    ax.set_title("Lookup rate per task kind (95% intervals)")
     ax.grid(axis="y", alpha=0.3)
-    if runs:
-        ax.legend(fontsize=8)
+    _legend(ax)
+    fig.tight_layout()
+    return fig
+
+
+def lookup_rate_by_kind(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """Grouped bars: share of episodes with at least one lookup, per task kind and run; the
+    words "no lookups" instead of empty axes when no run looked anything up."""
+    plt = _pyplot()
+    fig = lookup_rate_figure(runs)
     try:
         return _save(fig, Path(path))
     finally:
