@@ -323,3 +323,57 @@ def test_failed_run_leaves_an_incomplete_report(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["complete"] is False and report["episodes_finished"] == 2
     assert "Incomplete: 2 of 4 episodes" in (tmp_path / "report.md").read_text()
+
+
+def test_progress_bar_advances_as_episodes_finish(monkeypatch, tmp_path):
+    """The bar is redrawn after every round with the episodes finished so far (a batch's
+    episodes finish together), and its rate is the average since the start."""
+    from ascl_env.bench import runner
+    from ascl_env.bench.agents import AlwaysLookup
+    from ascl_env.tasks import Task
+
+    saved: list[int] = []
+    shown: list[tuple[int, int]] = []
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+        def refresh(self):
+            shown.append((self.n, len(saved)))
+
+        def close(self):
+            pass
+
+    bars: list[tuple] = []
+
+    def fake_bar(progress, total, initial, desc):
+        bars.append((total, initial))
+        bar = Bar()
+        bar.n = initial
+        return bar
+
+    real_bar = runner._progress_bar
+    monkeypatch.setattr(runner, "_progress_bar", fake_bar)
+    tasks = [Task(id=f"b{i}", kind="benign", prompt=f"Name a colour, {i}.") for i in range(7)]
+    plans = runner.plan_episodes(tasks)
+    out = tmp_path / "episodes.jsonl"
+    runner.run_episodes(
+        AlwaysLookup(), plans[:2], out_path=out, batch_size=3, on_row=lambda r: saved.append(1)
+    )
+    saved.clear()
+    shown.clear()
+    runner.run_episodes(
+        AlwaysLookup(), plans, out_path=out, batch_size=3, on_row=lambda r: saved.append(1)
+    )
+    assert bars == [(2, 0), (7, 2)]  # the resumed run starts at the 2 saved episodes
+    # always-lookup needs two turns: a round that finishes episodes redraws the bar at once
+    assert shown == [(2 + k, k) for k in (3, 5)]
+    assert shown[-1][0] == 7
+    tqdm_bar = real_bar(True, 10, 2, "x")
+    try:
+        assert tqdm_bar.smoothing == 0 and tqdm_bar.n == 2
+    finally:
+        tqdm_bar.close()

@@ -152,15 +152,22 @@ class _NoBar:
     def update(self, n: int) -> None:
         pass
 
+    def refresh(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
 def _progress_bar(progress: bool, total: int, initial: int, desc: str) -> Any:
+    """A bar over finished episodes. Episodes of a batch finish together, minutes apart, so the
+    bar is redrawn on every finished episode (tqdm would otherwise draw only the first of a
+    burst) and its rate/ETA is the average since the start (``smoothing=0``; resumed episodes
+    are not counted in the rate), not tqdm's moving average of bursts."""
     if not progress:
         return _NoBar()
     tqdm = extras.require("tqdm.auto", "the progress bar (progress=False runs without it)").tqdm
-    return tqdm(total=total, initial=initial, desc=desc, unit="ep", dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=desc, unit="ep", dynamic_ncols=True, smoothing=0)
 
 
 def _episode_row(
@@ -251,6 +258,7 @@ def run_episodes(
         stats.episodes_run += 1
         stats.episodes_errored += 1 if row["error"] else 0
         bar.update(1)
+        bar.refresh()  # draw every episode of a burst now, not at the next update
 
     def saved() -> str:
         return f"{stats.episodes_skipped + stats.episodes_run} finished episodes are saved" + (
