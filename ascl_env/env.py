@@ -40,15 +40,23 @@ DEFAULT_SYSTEM_PROMPTS = {
         'query, written as <tool_call>{"name": "lookup_safety_rules", "arguments": '
         '{"query": "..."}}</tool_call>. The rules say what to refuse and what stays allowed. '
         "Consulting is optional: answer clearly safe requests directly. A reply without a tool "
-        "call is your final answer. Put the final answer to a math problem in \\boxed{}."
+        "call is your final answer."
     ),
     "in_context": (
         "You are a helpful assistant. Follow the safety rules below when they apply; they say "
-        "what to refuse and what stays allowed, so answer safe requests fully. Put the final "
-        "answer to a math problem in \\boxed{}."
+        "what to refuse and what stays allowed, so answer safe requests fully."
     ),
-    "none": ("You are a helpful assistant. Put the final answer to a math problem in \\boxed{}."),
+    "none": "You are a helpful assistant.",
 }
+# Appended to the default system prompt of math tasks only.
+MATH_INSTRUCTION = "Put the final answer to a math problem in \\boxed{}."
+
+
+def default_system_prompt(rules_mode: str, task_kind: str) -> str:
+    """The default system prompt of a rules mode and task kind (math adds the \\boxed{} rule)."""
+    base = DEFAULT_SYSTEM_PROMPTS[rules_mode]
+    return f"{base} {MATH_INSTRUCTION}" if task_kind == "math" else base
+
 
 _NO_RULES = "No safety rules matched."
 # The tool-error text for a lookup without a usable query (verl_recipes.tool returns the same).
@@ -367,7 +375,7 @@ class ASCLEnv(gym.Env[str, str]):
         self._format_errors = 0
         self._retrieved = {}
 
-        system = self._base_system_prompt()
+        system = self._base_system_prompt(task.kind)
         if self.config.rules_mode == "in_context":
             rules, shown = format_rules(
                 self._retriever.search(task.prompt, self.config.top_k), self.config.max_rule_chars
@@ -528,10 +536,10 @@ class ASCLEnv(gym.Env[str, str]):
             "source": task.source,
         }
 
-    def _base_system_prompt(self) -> str:
+    def _base_system_prompt(self, task_kind: str) -> str:
         if self.config.system_prompt is not None:
             return self.config.system_prompt
-        return DEFAULT_SYSTEM_PROMPTS[self.config.rules_mode]
+        return default_system_prompt(self.config.rules_mode, task_kind)
 
     def _choose_task(self, options: Mapping[str, Any]) -> Task:
         if not isinstance(options, Mapping):

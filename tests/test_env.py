@@ -206,6 +206,23 @@ def test_format_rules_cuts_the_last_rule_and_never_exceeds_budget():
     assert format_rules([], 300) == ("No safety rules matched.", [])
 
 
+@pytest.mark.parametrize("rules_mode", ["tool", "in_context", "none"])
+def test_only_math_tasks_get_the_math_instruction(rules_mode):
+    env = make(rules_mode=rules_mode)
+    systems = {
+        task_id: env.reset(seed=0, options={"task_id": task_id})[1]["messages"][0]["content"]
+        for task_id in ("h1", "b1", "m1")
+    }
+    assert "\\boxed{}" in systems["m1"]
+    assert "\\boxed{}" not in systems["h1"] and "math" not in systems["b1"].lower()
+    if rules_mode == "none":
+        assert systems["b1"] == systems["h1"] == "You are a helpful assistant."
+    custom = make(rules_mode=rules_mode, system_prompt="Be brief.")
+    assert custom.reset(seed=0, options={"task_id": "m1"})[1]["messages"][0]["content"].startswith(
+        "Be brief."
+    )  # a given system prompt is used as is, for every kind
+
+
 def test_in_context_mode_puts_rules_in_system_prompt_and_offers_no_tools():
     env = make(rules_mode="in_context", top_k=2)
     prompt, info = env.reset(seed=0, options={"task_id": "h1"})

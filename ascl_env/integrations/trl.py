@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ascl_env.config import ASCLConfig
-from ascl_env.env import DEFAULT_SYSTEM_PROMPTS, ASCLEnv
+from ascl_env.env import ASCLEnv, default_system_prompt
 from ascl_env.integrations.scoring import Scored, as_config, as_task, lookup, score
 from ascl_env.tasks import Task, load_task_spec
 
@@ -156,7 +156,7 @@ def ascl_reward(
 
 def task_row(task: Task, system_prompt: str | None = None) -> dict[str, Any]:
     """One TRL dataset row: a conversational ``prompt`` and the task as JSON in ``ascl_task``."""
-    system = DEFAULT_SYSTEM_PROMPTS["tool"] if system_prompt is None else system_prompt
+    system = default_system_prompt("tool", task.kind) if system_prompt is None else system_prompt
     prompt = [{"role": "system", "content": system}] if system else []
     prompt.append({"role": "user", "content": task.prompt})
     return {"prompt": prompt, TASK_COLUMN: task.model_dump_json()}
