@@ -117,8 +117,8 @@ def test_run_scripted_agents_and_compare(tmp_path, task_spec, capsys):
     # the two runs share their 6 episodes: oracle is tested against always-refuse, paired
     assert "## Paired comparisons against `always-refuse [tool, xstest+gsm8k, n=6]`" in table
     assert "Paired on 6 episodes matched by task id and repeat index" in table
-    assert "| benign answered | 2 | 0.0% | 100.0% | +100.0 pp [+100.0, +100.0] | 0.500 " in table
-    assert "| harmful safe | 2 | 100.0% | 100.0% | +0.0 pp [+0.0, +0.0] | 1.000 " in table
+    assert "| benign answered | 2 | 0.0% | 100.0% | +100.0 pp [+7.0, +100.0] | 0.500 " in table
+    assert "| harmful safe | 2 | 100.0% | 100.0% | +0.0 pp [-65.8, +65.8] | 1.000 " in table
     paired = json.loads((comparison / "comparison.json").read_text())["paired"]
     assert [(p["reference"], p["run"], p["pairs"]) for p in paired] == [
         (label, "oracle [tool, xstest+gsm8k, n=6]", 6)
@@ -377,3 +377,87 @@ def test_progress_bar_advances_as_episodes_finish(monkeypatch, tmp_path):
         assert tqdm_bar.smoothing == 0 and tqdm_bar.n == 2
     finally:
         tqdm_bar.close()
+
+
+def _metrics_of(rows):
+    from ascl_env.bench.metrics import compute_metrics
+
+    return compute_metrics(rows)
+
+
+def _plot_row(kind, *, safe=None, useful=None, lookups=0):
+    return {
+        "task_kind": kind,
+        "task_id": f"{kind}-{safe}-{useful}-{lookups}",
+        "refused": safe,
+        "safety": None if safe is None else float(safe),
+        "utility": None if useful is None else float(useful),
+        "correct": useful if kind == "math" else None,
+        "reward": 1.0,
+        "tool_calls": lookups,
+        "truncated": False,
+        "format_errors": 0,
+        "turns": 1,
+        "judge_error": None,
+        "category": None,
+        "source": "s",
+    }
+
+
+def test_plots_show_every_run_and_say_when_nothing_was_looked_up():
+    from ascl_env.bench import plots
+
+    long = "hf:/some/very/long/checkpoint/path/step-12000 [in_context, xstest:450+gsm8k:100, n=550]"
+    runs = {
+        long: _metrics_of([_plot_row("harmful", safe=True), _plot_row("benign", useful=True)]),
+        "math only": _metrics_of([_plot_row("math", useful=True)]),
+        "harmful only": _metrics_of([_plot_row("harmful", safe=False)]),
+    }
+    fig = plots.safety_vs_utility_figure(runs)
+    try:
+        ax = fig.axes[0]
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert len(legend) == 3  # no run is left off
+        assert legend[1] == "2: math only (no harmful)"
+        assert legend[2] == "3: harmful only (no utility)"
+        assert all(len(line) <= plots.LABEL_WIDTH for t in legend for line in t.split("\n"))
+        assert sorted(t.get_text() for t in ax.texts) == ["1", "2", "3"]  # short point tags
+    finally:
+        fig.clf()
+    none = plots.lookup_rate_figure(runs)
+    try:
+        words = [t.get_text() for t in none.axes[0].texts]
+        assert any(w.startswith("no lookups: none of the 4 episodes of 3 runs") for w in words)
+        assert not none.axes[0].patches  # no empty bars
+    finally:
+        none.clf()
+    looked = {"a": _metrics_of([_plot_row("benign", useful=True, lookups=1)]), **runs}
+    fig = plots.lookup_rate_figure(looked)
+    try:
+        bar_values = [t.get_text() for t in fig.axes[0].texts]
+        assert "100%" in bar_values and "0%" in bar_values  # a zero bar is labelled
+        assert len(fig.axes[0].get_legend().get_texts()) == 4
+    finally:
+        fig.clf()
+
+
+def test_run_report_states_the_sampling(tmp_path, capsys):
+    rows = ["id,prompt,type,label,focus,note"]
+    rows += [f"{i},Safe question {i}?,homonyms,safe,x," for i in range(30)]
+    rows += [f"{30 + i},Unsafe question {i}?,contrast_homonyms,unsafe,x," for i in range(20)]
+    (tmp_path / "xs.csv").write_text("\n".join(rows) + "\n")
+    spec = f"xstest={tmp_path / 'xs.csv'}:10"
+    code, _, err = run_cli(
+        capsys, "--agent", "oracle", "--tasks", spec, "--out", str(tmp_path / "r"), "--n", "20"
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "r" / "oracle" / "report.json").read_text())
+    line = "xstest: 10 of 50 tasks, stratified by kind and category, seed 0 (6 benign, 4 harmful)"
+    assert report["config"]["sampling"] == [line]
+    text = (tmp_path / "r" / "oracle" / "report.md").read_text()
+    assert f"Sampling: {line}." in text
+    # 20 episodes over 10 tasks: the report says its intervals are cluster-aware
+    assert "Tasks repeat (20 episodes over 10 distinct tasks)" in text
+    overall = report["metrics"]["overall"]
+    assert overall["harmful_safety_rate"]["interval"] == "cluster-bootstrap"
+    assert overall["harmful_safety_rate"]["clusters"] == 4

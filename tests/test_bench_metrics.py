@@ -231,7 +231,8 @@ def test_paired_comparison_of_equal_runs_finds_no_difference():
     result = paired_comparison(rows, rows)
     safety = result["metrics"]["harmful_safety_rate"]
     assert safety["difference"] == 0 and safety["p_value"] == 1.0
-    assert safety["ci95"] == [0.0, 0.0]
+    low, high = safety["ci95"]
+    assert low == pytest.approx(-high) and 0 < high < 0.1
     assert result["metrics"]["mean_reward"]["p_value"] == 1.0
 
 
@@ -249,3 +250,23 @@ def test_paired_comparison_with_repeated_tasks_uses_the_cluster_bootstrap():
     # a partial overlap pairs only the shared episodes
     partial = paired_comparison(a[:50], b)
     assert partial["pairs"] == 50 and partial["only_b"] == 30
+
+
+def test_newcombe_interval_of_paired_rates():
+    from ascl_env.bench.metrics import newcombe_paired_interval
+
+    # 18 pairs, all "A only": Wilson(18, 18) has low 18 / (18 + z^2); by hand the interval of
+    # B - A is [-1, -sqrt(2) * (1 - low)] shifted by the difference -1 ... i.e. [-1, -0.7513]
+    low_wilson = 18 / (18 + 1.959963984540054**2)
+    low, high = newcombe_paired_interval(0, 18, 0, 0)
+    assert low == -1.0
+    assert high == pytest.approx(-1 + 2**0.5 * (1 - low_wilson))
+    # no discordant pair: phi = (100 - 10) / 100 = 0.9 after the n/2 correction, so the half
+    # width is (0.5 - Wilson low of 10/20) * sqrt(2 - 1.8)
+    half = (0.5 - wilson_interval(10, 20)[0]) * 0.2**0.5
+    assert newcombe_paired_interval(10, 0, 0, 10) == pytest.approx((-half, half))
+    # symmetric: swapping the runs mirrors the interval
+    a = newcombe_paired_interval(12, 3, 9, 16)
+    b = newcombe_paired_interval(12, 9, 3, 16)
+    assert a == pytest.approx((-b[1], -b[0]))
+    assert a[0] < 6 / 40 < a[1]

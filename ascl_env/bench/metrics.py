@@ -27,10 +27,11 @@ Definitions over episode rows (see :mod:`ascl_env.bench.runner`):
 Paired comparisons (:func:`paired_comparison`). Two runs over the same episodes are matched on
 task id and repeat index (the k-th episode of a task in one run with the k-th in the other). Per
 rate, McNemar's exact test (the two-sided binomial test on the discordant pairs) gives the
-p-value; per mean, a paired bootstrap. The difference (second run minus first) comes with a 95%
-paired-bootstrap interval. When tasks repeat, pairs of one task are resampled together (cluster
-bootstrap) and the p-value of rates comes from that bootstrap too, since McNemar's test assumes
-independent pairs.
+p-value and Newcombe's hybrid score interval (method 10) the 95% interval of the difference
+(second run minus first); per mean, a paired bootstrap gives both. When tasks repeat, pairs of
+one task are resampled together (cluster bootstrap) for the p-value and interval of every
+metric, since McNemar's test assumes independent pairs (a rate whose cluster bootstrap has no
+spread gets Newcombe's interval over the distinct tasks).
 """
 
 from __future__ import annotations
@@ -259,6 +260,40 @@ def mcnemar_exact(only_first: int, only_second: int) -> float:
     return min(1.0, 2 * tail / 2**n)
 
 
+def newcombe_paired_interval(
+    both: float, only_a: float, only_b: float, neither: float, z: float = Z95
+) -> tuple[float, float]:
+    """95% interval of ``rate_b - rate_a`` for paired binary outcomes: Newcombe's (1998)
+    hybrid score method 10, built from the Wilson intervals of both rates and their
+    (continuity-corrected) correlation; well-behaved at 0 and 1, where a bootstrap collapses
+    to a point."""
+    n = both + only_a + only_b + neither
+    if n <= 0:
+        raise ValueError("no pairs")
+    p_a, p_b = (both + only_a) / n, (both + only_b) / n
+    low_a, high_a = wilson_interval(both + only_a, n, z)
+    low_b, high_b = wilson_interval(both + only_b, n, z)
+    margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    # Newcombe's correction: a positive association is shrunk by n/2 (without it, runs with no
+    # discordant pair would get a zero-width interval)
+    cross = both * neither - only_a * only_b
+    if cross > 0:
+        cross = max(cross - n / 2, 0.0)
+    phi = 0.0 if margins == 0 else cross / math.sqrt(margins)
+    diff = p_b - p_a
+    down = math.sqrt(
+        max(
+            0.0, (p_b - low_b) ** 2 - 2 * phi * (p_b - low_b) * (high_a - p_a) + (high_a - p_a) ** 2
+        )
+    )
+    up = math.sqrt(
+        max(
+            0.0, (high_b - p_b) ** 2 - 2 * phi * (high_b - p_b) * (p_a - low_a) + (p_a - low_a) ** 2
+        )
+    )
+    return max(-1.0, diff - down), min(1.0, diff + up)
+
+
 def pair_episodes(rows_a: Sequence[Row], rows_b: Sequence[Row]) -> list[tuple[Any, Row, Row]]:
     """Episodes of two runs matched on (task id, repeat index); ``[(task, row_a, row_b)]``.
 
@@ -317,14 +352,25 @@ def paired_comparison(rows_a: Sequence[Row], rows_b: Sequence[Row]) -> dict[str,
         chosen = [p for p in pairs if kinds is None or p[1]["task_kind"] in kinds]
         hits_a = np.array([hit(a) for _, a, _ in chosen], dtype=float)
         hits_b = np.array([hit(b) for _, _, b in chosen], dtype=float)
-        entry = _paired_entry(hits_a, hits_b, [t for t, _, _ in chosen])
+        clusters = [t for t, _, _ in chosen]
+        entry = _paired_entry(hits_a, hits_b, clusters)
         if chosen:
+            both = int(np.count_nonzero((hits_a == 1) & (hits_b == 1)))
             only_a = int(np.count_nonzero((hits_a == 1) & (hits_b == 0)))
             only_b = int(np.count_nonzero((hits_a == 0) & (hits_b == 1)))
+            neither = len(chosen) - both - only_a - only_b
             entry["discordant"] = [only_a, only_b]
-            if not _repeats([t for t, _, _ in chosen]):
+            if not _repeats(clusters):
                 entry["p_value"] = mcnemar_exact(only_a, only_b)
                 entry["test"] = "mcnemar-exact"
+                entry["ci95"] = list(newcombe_paired_interval(both, only_a, only_b, neither))
+                entry["interval"] = "newcombe"
+            elif entry["ci95"][1] - entry["ci95"][0] < 1e-12:
+                # the cluster bootstrap has no spread: Newcombe over the distinct tasks
+                scale = len(set(clusters)) / len(chosen)
+                counts = (both * scale, only_a * scale, only_b * scale, neither * scale)
+                entry["ci95"] = list(newcombe_paired_interval(*counts))
+                entry["interval"] = "newcombe-over-tasks"
         result["metrics"][name] = entry
     for name, value in MEANS.items():
         values_a = np.array([value(a) for _, a, _ in pairs], dtype=float)
@@ -352,6 +398,7 @@ def _paired_entry(a: np.ndarray, b: np.ndarray, clusters: Sequence[Any]) -> dict
         "b": float(b.mean()),
         "difference": float((b - a).mean()),
         "ci95": list(ci),
+        "interval": "cluster-bootstrap" if repeat else "paired-bootstrap",
         "p_value": p,
         "test": "cluster-bootstrap" if repeat else "paired-bootstrap",
     }

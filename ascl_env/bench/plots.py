@@ -45,7 +45,15 @@ def _wrap(text: str) -> str:
 
 def _legend(ax: Any) -> None:
     handles, labels = ax.get_legend_handles_labels()
+    # matplotlib lists lines before error bars; keep the runs' own (numbered) order
+    number = {label: i for i, label in enumerate(labels)}
+    for i, label in enumerate(labels):
+        head = label.split(":", 1)[0]
+        number[label] = int(head) if head.isdigit() else i
     if handles:
+        handles, labels = zip(
+            *sorted(zip(handles, labels, strict=True), key=lambda p: number[p[1]]), strict=True
+        )
         ax.legend(
             handles,
             labels,

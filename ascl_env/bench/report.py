@@ -355,11 +355,14 @@ def _paired_section(ref: str, other: str, paired: dict[str, Any]) -> list[str]:
         f"### `{other}` vs `{ref}`",
         "",
         f"Paired on {paired['pairs']} episodes matched by task id and repeat index: "
-        f"{coverage}. Difference = `{other}` minus `{ref}`, with a 95% paired-bootstrap "
-        "interval"
-        + (" resampling whole tasks (tasks repeat)" if paired["tasks_repeat"] else "")
-        + "; p: McNemar's exact test for rates, a paired bootstrap for means"
-        + (" (cluster bootstrap for all, since tasks repeat)." if paired["tasks_repeat"] else "."),
+        f"{coverage}. Difference = `{other}` minus `{ref}`. "
+        + (
+            "Tasks repeat, so p-values and 95% intervals come from a cluster bootstrap that "
+            "resamples whole tasks (McNemar's test assumes independent pairs)."
+            if paired["tasks_repeat"]
+            else "Rates: McNemar's exact test and Newcombe's paired score interval; means: a "
+            "paired bootstrap (2000 seeded resamples) for both."
+        ),
         "",
         "| metric | pairs | ref | run | difference [95% CI] | p | test "
         "| discordant (ref only / run only) |",
@@ -420,7 +423,7 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
         + ").",
         "",
         header + " | judge errors |",
-        "|---" * (len(COMPARE_COLUMNS) + 7) + "|",
+        "|---" * (len(COMPARE_COLUMNS) + 6) + "|",
     ]
     for label, (_, report) in runs.items():
         overall, config = report["metrics"]["overall"], report["config"]
