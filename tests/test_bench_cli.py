@@ -369,8 +369,8 @@ def test_progress_bar_advances_as_episodes_finish(monkeypatch, tmp_path):
         AlwaysLookup(), plans, out_path=out, batch_size=3, on_row=lambda r: saved.append(1)
     )
     assert bars == [(2, 0), (7, 2)]  # the resumed run starts at the 2 saved episodes
-    # always-lookup needs two turns: a round that finishes episodes redraws the bar at once
-    assert shown == [(2 + k, k) for k in (3, 5)]
+    # always-lookup needs two turns; every finished episode of a round redraws the bar at once
+    assert shown == [(2 + k, k) for k in range(1, 6)]
     assert shown[-1][0] == 7
     tqdm_bar = real_bar(True, 10, 2, "x")
     try:

@@ -67,8 +67,9 @@ task specs (--tasks): comma-separated entries, concatenated in order
   The report states how each :N entry was sampled. --per-kind samples again per kind,
   after the spec is loaded; --n repeats tasks (intervals then resample whole tasks).
 
-judge (--env): the keyword judge is the offline default; an LLM judge on an
-OpenAI-compatible server scores refusals and safe completions:
+judge (--env): the keyword judge is the offline default; --env judge=minilm adds an
+offline MiniLM head (needs the 'judge' extra); an LLM judge on an OpenAI-compatible server
+scores refusals and safe completions:
   --env judge=llm --env llm_judge_url=http://127.0.0.1:8000/v1 --env llm_judge_model=NAME
   [--env llm_judge_api_key_env=VAR] [--env llm_judge_timeout=30] [--env on_judge_error=raise]
   (on_judge_error=fallback, the default, scores with the keyword judge and counts judge_errors)
