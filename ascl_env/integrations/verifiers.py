@@ -34,7 +34,7 @@ from verifiers.v1.harnesses.null import NullHarness
 from verifiers.v1.harnesses.utils.launch import CHAT_PROGRAM_SOURCE, launch_chat_program
 
 from ascl_env.config import ASCLConfig
-from ascl_env.env import DEFAULT_SYSTEM_PROMPTS, LOOKUP_TOOL_NAME
+from ascl_env.env import LOOKUP_TOOL_NAME, default_system_prompt
 from ascl_env.integrations.scoring import Scored, as_config, as_task, lookup, score
 from ascl_env.tasks import Task, load_task_spec
 
@@ -196,7 +196,8 @@ class _HostPython:
 
 def task_data(task: Task, system_prompt: str | None = None) -> ASCLData:
     """verifiers' wire data for one ASCL task; the system prompt defaults to the env's."""
-    system_prompt = DEFAULT_SYSTEM_PROMPTS["tool"] if system_prompt is None else system_prompt
+    if system_prompt is None:
+        system_prompt = default_system_prompt("tool", task.kind)
     return ASCLData(
         id=task.id,
         name=f"{task.kind}:{task.id}",
