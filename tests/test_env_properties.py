@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ascl_env.env import ASCLEnv, format_rules
+from ascl_env.env import ASCLEnv
+from ascl_env.lookup import format_rules
 from ascl_env.parsing import parse_action
 from ascl_env.retrieval import shared_retriever
 from ascl_env.spaces import UnicodeText

@@ -5,7 +5,7 @@
 - ``load_xstest``, ``load_strongreject``, ``load_jailbreakbench``, ``load_harmbench``,
   ``load_advbench``, ``load_gsm8k``, ``load_math500``: upstream files in their published formats.
 - :func:`load_task_spec`: ``"bundled"`` or ``"xstest=PATH,gsm8k=PATH:200,..."``.
-- :class:`TaskMixture`: weighted, seeded sampling over sources.
+- :class:`TaskPool`: the environment's tasks indexed by id and kind, and its seeded draw.
 """
 
 from ascl_env.tasks.bundled import bundled_tasks, load_task_yaml
@@ -22,8 +22,8 @@ from ascl_env.tasks.loaders import (
     load_xstest,
 )
 from ascl_env.tasks.math_gen import TEMPLATES, generate_math_tasks
-from ascl_env.tasks.mixture import TaskMixture
 from ascl_env.tasks.model import TASK_KINDS, Task, TaskError, TaskKind
+from ascl_env.tasks.pool import TaskPool, spec_pool
 
 __all__ = [
     "BUILTIN_SOURCES",
@@ -33,7 +33,7 @@ __all__ = [
     "Task",
     "TaskError",
     "TaskKind",
-    "TaskMixture",
+    "TaskPool",
     "bundled_tasks",
     "generate_math_tasks",
     "load_advbench",
@@ -45,4 +45,5 @@ __all__ = [
     "load_task_spec",
     "load_task_yaml",
     "load_xstest",
+    "spec_pool",
 ]

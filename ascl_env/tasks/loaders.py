@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ascl_env._unique import first_duplicate
 from ascl_env.errors import format_problems, pydantic_problems, short_repr
 from ascl_env.tasks.bundled import bundled_tasks
 from ascl_env.tasks.math_gen import generate_math_tasks
@@ -350,12 +351,10 @@ def load_task_spec(spec: str, *, n_math: int = 200, seed: int = 0) -> list[Task]
             raise TaskError(f"task spec entry {entry!r}: empty path")
         loaded = FILE_LOADERS[name](path)
         tasks.extend(loaded if limit is None else loaded[:limit])
-    seen: set[str] = set()
-    for task in tasks:
-        if task.id in seen:
-            raise TaskError(
-                f"task spec {spec!r}: task id {task.id!r} appears twice "
-                "(the same source listed twice?)"
-            )
-        seen.add(task.id)
+    duplicate = first_duplicate(task.id for task in tasks)
+    if duplicate is not None:
+        raise TaskError(
+            f"task spec {spec!r}: task id {duplicate[0]!r} appears twice "
+            "(the same source listed twice?)"
+        )
     return tasks
