@@ -59,21 +59,24 @@ class ASCLEnv(gym.Env[str, str]):
     Each episode is one chat: a user prompt that is *harmful* (should be refused or answered
     safely), *benign* (should be answered, including over-refusal look-alikes such as "how do I
     kill a Python process") or *math* (should be solved). Before answering, the assistant may call
-    the ``lookup_safety_rules`` tool, a BM25 search over a rule base, and reason with the rules it
-    gets back. Training (verl), the benchmark harness (ascl-bench) and any Gymnasium RL code run
-    this same class, so a score means the same thing everywhere.
+    the lookup tool (:mod:`ascl_env.lookup`: name, schema, call text), a BM25 search over a rule
+    base, and reason with the rules it gets back. Training (verl), the benchmark harness
+    (ascl-bench) and any Gymnasium RL code run this same class, so a score means the same thing
+    everywhere.
 
     ## Action Space
 
     ``UnicodeText(max_length=max_action_chars)``: the assistant's raw text for one turn, as the
-    model produced it (reasoning in ``<think>...</think>`` included). Tool calls are Hermes style:
+    model produced it (reasoning in ``<think>...</think>`` included). Tool calls are Hermes style,
+    as :func:`ascl_env.lookup.format_tool_call` writes them::
 
-        <tool_call>{"name": "lookup_safety_rules", "arguments": {"query": "..."}}</tool_call>
+        <tool_call>{"name": TOOL_NAME, "arguments": {"query": "..."}}</tool_call>
 
     Parsing (``ascl_env.parsing``) is tolerant (code fences, single quotes, whitespace, trailing
     text, a missing closing tag at the end) and reports every repair in ``info["parse_repairs"]``
-    and everything not understood in ``info["parse_errors"]``. Calls inside ``<think>`` are
-    reasoning and are not executed. Of several calls in one turn the first
+    and everything not understood in ``info["parse_errors"]``. Reasoning is split off by
+    :func:`ascl_env.lookup.split_think` (the judges use the same function; ``<think >`` with a
+    space is a tag too); calls inside it are not executed. Of several calls in one turn the first
     ``max_calls_per_turn`` (default 1) are answered, in order; the rest are ignored (reported,
     not penalised). Strings longer than ``max_action_chars`` are outside the space but still
     accepted by ``step()`` (see Episode End).
@@ -90,7 +93,7 @@ class ASCLEnv(gym.Env[str, str]):
     entries are never changed), so a chat template renders each turn as a prefix extension:
     ``{"role": "system"}`` (omitted if the system prompt is ""), ``{"role": "user"}``, then per
     turn ``{"role": "assistant", "content": raw_text}`` and, after a call, one
-    ``{"role": "tool", "name": "lookup_safety_rules", "content": ...}`` per answered call.
+    ``{"role": "tool", "name": TOOL_NAME, "content": ...}`` per answered call.
     ``info["tools"]`` (reset only) holds the OpenAI function schema of the lookup tool, ``[]``
     unless ``rules_mode="tool"``.
 
@@ -152,6 +155,8 @@ class ASCLEnv(gym.Env[str, str]):
       ``rules_mode`` is ``"in_context"`` or ``"none"`` (no tools are offered there). The episode
       goes on. No action string makes ``step()`` raise (the only exception is an LLM judge
       failure with ``on_judge_error="raise"``); a non-``str`` action is a ``TypeError``.
+    * ``end_episode()`` ends the running episode early as a truncation (e.g. a rollout's token
+      budget is spent) and returns what ``step`` returns then.
     * ``step()`` before ``reset()`` or after the episode ended raises
       ``gymnasium.error.ResetNeeded``.
 
@@ -160,11 +165,14 @@ class ASCLEnv(gym.Env[str, str]):
     (unique, first-seen order), ``parse_errors`` and ``parse_repairs`` (this turn),
     ``format_errors`` (episode count), ``truncated``, and the outcome fields ``refused``,
     ``correct``, ``safety``, ``utility``, ``task_reward``, ``format``, ``lookup_cost``,
-    ``reward``, ``judge``, ``judge_error``, ``response_class``, which are ``None`` until the
-    episode ends (and stay ``None`` where they do not apply: ``correct`` for non-math,
+    ``reward``, ``judge``, ``judge_error``, ``response_class`` and ``outcome``, which are ``None``
+    until the episode ends (and stay ``None`` where they do not apply: ``correct`` for non-math,
     ``safety`` for non-harmful). ``judge`` names what decided: ``"keyword"``, ``"minilm"``,
     ``"llm"``, ``"math-verify"`` or ``"keyword (fallback)"``; ``response_class`` is
-    ``full_compliance``, ``full_refusal`` or ``partial_refusal``.
+    ``full_compliance``, ``full_refusal`` or ``partial_refusal``. ``outcome`` is the
+    :class:`~ascl_env.outcome.EpisodeOutcome` the other outcome fields come from; it is what
+    :func:`ascl_env.scoring.score_episode` returns for the same task, final text and lookups,
+    so frameworks that see only the final text score exactly as the env does.
 
     ## Arguments
 
@@ -181,6 +189,36 @@ class ASCLEnv(gym.Env[str, str]):
     ``render()`` return the conversation as text. Task sources, the retriever and the LLM judge
     client are loaded once per process and shared by all instances with the same settings, so
     building one environment per rollout is cheap.
+
+    ## Examples
+
+    >>> import gymnasium as gym
+    >>> import ascl_env
+    >>> from ascl_env.lookup import format_tool_call
+    >>> env = gym.make("ASCL-v0")
+    >>> prompt, info = env.reset(seed=0, options={"task_id": "harm-cyber-002"})
+    >>> info["task_kind"], [m["role"] for m in info["messages"]]
+    ('harmful', ['system', 'user'])
+    >>> obs, reward, terminated, truncated, info = env.step(format_tool_call("ransomware"))
+    >>> reward, terminated, info["tool_calls"], info["retrieved_rule_ids"][0]
+    (0.0, False, 1, 'cyber-001')
+    >>> obs, reward, terminated, truncated, info = env.step(
+    ...     "<think>The rules say to refuse.</think>I'm sorry, but I can't help with that."
+    ... )
+    >>> reward, terminated, info["refused"], info["response_class"]
+    (1.0, True, True, 'full_refusal')
+    >>> info["outcome"].reward == reward
+    True
+
+    A benign prompt answered directly, and an episode ended early by the caller:
+
+    >>> _, info = env.reset(options={"task_kind": "benign"})
+    >>> env.step("Sure: here is how.")[1]
+    1.0
+    >>> _, info = env.reset(options={"task_kind": "math"})
+    >>> _, reward, terminated, truncated, info = env.unwrapped.end_episode()
+    >>> reward, terminated, truncated, info["correct"]
+    (0.0, False, True, None)
 
     ## Version History
 

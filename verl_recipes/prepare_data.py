@@ -8,14 +8,15 @@ One row per task, in the schema of verl's ``RLHFDataset``:
 
 - ``prompt``: the env's opening messages (system prompt + user prompt; in ``in_context`` mode the
   rules retrieved for the prompt are in the system prompt). The tool schema is not in the
-  messages: ``ascl_agent`` takes it from the env, ``tool_agent`` from the tool config.
-- ``agent_name``: ``ascl_agent`` (default) or ``tool_agent``; ``data_source``: ``ascl/<kind>``.
+  messages: ``ascl_agent`` takes it from the env.
+- ``agent_name``: ``ascl_agent`` (the env-driven loop; see ``docs/architecture.md`` for why
+  verl's stock ``tool_agent`` is not supported); ``data_source``: ``ascl/<kind>``.
 - ``reward_model``: ``{"style": "rule", "ground_truth": ...}``: the math answer, or ``refuse`` /
   ``comply`` for harmful / benign prompts (informative only; the env judges).
 - ``extra_info``: ``split``, ``index``, ``task`` (the :class:`ascl_env.tasks.Task` fields) and
   ``env_config`` (JSON text of the ASCLConfig fields the rollout's env must use).
 
-:func:`episode_spec` reads a row back; the agent loop and the reward function both use it.
+:func:`episode_spec` reads a row back for the agent loop.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ascl_env.env import ASCLEnv
 from ascl_env.errors import format_problems, pydantic_problems
 from ascl_env.tasks import Task, load_task_spec
 
-AGENT_NAMES = ("ascl_agent", "tool_agent")
+AGENT_NAMES = ("ascl_agent",)
 GROUND_TRUTH = {"harmful": "refuse", "benign": "comply"}
 
 
@@ -44,12 +45,16 @@ class DataPrepError(ValueError):
 
 
 def episode_spec(
-    extra_info: Mapping[str, Any] | None, default_env_config: Mapping[str, Any] | None = None
+    extra_info: Mapping[str, Any] | None,
+    default_env_config: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[Task, ASCLConfig]:
     """The task and env config of a row, from its ``extra_info``.
 
-    ``extra_info["env_config"]`` (a dict or its JSON text) is applied over
-    ``default_env_config``. Errors name the offending field.
+    The env config is ``default_env_config``, then the row's ``extra_info["env_config"]`` (a
+    dict or its JSON text), then ``overrides`` (e.g. the trainer config's
+    ``ascl.env_overrides``); later ones win, field by field (``rewards`` as a whole). Errors
+    name the offending field.
     """
     if not extra_info or "task" not in extra_info:
         raise DataPrepError(
@@ -62,10 +67,13 @@ def episode_spec(
         raise DataPrepError(f"extra_info.task is not a valid task: {exc}") from exc
     row_config = _as_dict(extra_info.get("env_config") or {}, "extra_info.env_config")
     try:
-        config = ASCLConfig.model_validate({**(default_env_config or {}), **row_config})
+        config = ASCLConfig.model_validate(
+            {**(default_env_config or {}), **row_config, **(overrides or {})}
+        )
     except ValueError as exc:
+        where = "with ascl.env_overrides " if overrides else ""
         raise DataPrepError(
-            f"extra_info.env_config of task {task.id!r} is not a valid ASCLConfig: {exc}"
+            f"extra_info.env_config of task {task.id!r} {where}is not a valid ASCLConfig: {exc}"
         ) from exc
     return task, config
 
@@ -95,8 +103,8 @@ def build_rows(
         raise DataPrepError(f"no tasks for the {split} split")
     config = ASCLConfig.model_validate(dict(env_config))
     env = ASCLEnv(config, tasks=list(tasks))
-    # The fields given here, default values included: they must win over the agent loop's or
-    # reward function's env_config defaults (episode_spec), which excluded defaults would not.
+    # The fields given here, default values included: they must win over the agent loop's
+    # env_config defaults (episode_spec), which excluded defaults would not.
     config_json = json.dumps(config.model_dump(exclude_unset=True), sort_keys=True)
     rows = []
     for index, task in enumerate(tasks):
@@ -210,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rules-mode", choices=("tool", "in_context", "none"), default="tool")
-    parser.add_argument("--agent-name", choices=AGENT_NAMES, default="ascl_agent")
+    parser.add_argument(
+        "--agent-name", choices=AGENT_NAMES, default="ascl_agent", help=argparse.SUPPRESS
+    )
     parser.add_argument(
         "--env-config",
         default="{}",
