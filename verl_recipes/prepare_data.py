@@ -36,7 +36,7 @@ from ascl_env.env import ASCLEnv
 from ascl_env.errors import format_problems, pydantic_problems
 from ascl_env.tasks import Task, load_task_spec
 
-AGENT_NAMES = ("ascl_agent",)
+AGENT_NAME = "ascl_agent"
 GROUND_TRUTH = {"harmful": "refuse", "benign": "comply"}
 
 
@@ -93,12 +93,9 @@ def build_rows(
     tasks: Sequence[Task],
     env_config: Mapping[str, Any],
     *,
-    agent_name: str = "ascl_agent",
     split: str = "train",
 ) -> list[dict[str, Any]]:
     """One verl row per task; the prompt is what ``ASCLEnv.reset`` shows for that task."""
-    if agent_name not in AGENT_NAMES:
-        raise DataPrepError(f"agent_name must be one of {AGENT_NAMES}, got {agent_name!r}")
     if not tasks:
         raise DataPrepError(f"no tasks for the {split} split")
     config = ASCLConfig.model_validate(dict(env_config))
@@ -112,7 +109,7 @@ def build_rows(
         rows.append(
             {
                 "data_source": f"ascl/{task.kind}",
-                "agent_name": agent_name,
+                "agent_name": AGENT_NAME,
                 "prompt": info["messages"],
                 "ability": "math" if task.kind == "math" else "safety",
                 "reward_model": {
@@ -167,7 +164,6 @@ def prepare(
     val_fraction: float = 0.1,
     seed: int = 0,
     rules_mode: str = "tool",
-    agent_name: str = "ascl_agent",
     env_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Load ``tasks_spec``, split it and write ``train.parquet`` (and ``val.parquet``)."""
@@ -193,9 +189,9 @@ def prepare(
         raise DataPrepError(f"--tasks {tasks_spec!r} gave no tasks: the mixture is empty")
     train, val = split_tasks(tasks, val_fraction, seed)
     # every row is built (and so checked) before anything is written
-    rows = {"train": build_rows(train, config, agent_name=agent_name, split="train")}
+    rows = {"train": build_rows(train, config, split="train")}
     if val:
-        rows["val"] = build_rows(val, config, agent_name=agent_name, split="val")
+        rows["val"] = build_rows(val, config, split="val")
     written = {}
     for split, split_rows in rows.items():
         written[split] = out / f"{split}.parquet"
@@ -219,9 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rules-mode", choices=("tool", "in_context", "none"), default="tool")
     parser.add_argument(
-        "--agent-name", choices=AGENT_NAMES, default="ascl_agent", help=argparse.SUPPRESS
-    )
-    parser.add_argument(
         "--env-config",
         default="{}",
         help='extra ASCLConfig fields as JSON, e.g. \'{"max_turns": 3, "judge": "llm", ...}\'',
@@ -235,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
             val_fraction=args.val_fraction,
             seed=args.seed,
             rules_mode=args.rules_mode,
-            agent_name=args.agent_name,
             env_config=env_config,
         )
     except ValueError as exc:  # DataPrepError, or a task/config validation error
