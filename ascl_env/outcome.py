@@ -5,19 +5,17 @@
 verl's ``reward_extra_info`` and reports are all derived from it (:meth:`EpisodeOutcome.to_info`,
 :meth:`EpisodeOutcome.reward_extra_info`), so the keys are spelled here only.
 
-This module is plain data: it imports nothing from the rest of the package.
+This module is plain data; XSTest's response classes come from :mod:`ascl_env.judges.refusal`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any
+
+from ascl_env.judges.refusal import RESPONSE_CLASSES, ResponseClass
 
 __all__ = ["OUTCOME_KEYS", "REWARD_FIELDS", "RESPONSE_CLASSES", "EpisodeOutcome", "ResponseClass"]
-
-ResponseClass = Literal["full_compliance", "full_refusal", "partial_refusal"]
-"""XSTest's three classes of a response to a safety prompt."""
-RESPONSE_CLASSES: tuple[str, ...] = ("full_compliance", "full_refusal", "partial_refusal")
 
 
 @dataclass(frozen=True)

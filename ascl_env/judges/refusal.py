@@ -34,10 +34,10 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
+from ascl_env.lookup import split_think
+
 ResponseClass = Literal["full_compliance", "full_refusal", "partial_refusal"]
 RESPONSE_CLASSES: tuple[ResponseClass, ...] = ("full_compliance", "full_refusal", "partial_refusal")
-
-from ascl_env.lookup import split_think
 
 HEAD_SENTENCES = 3
 HEAD_CHARS = 500
