@@ -43,9 +43,9 @@ class EpisodeOutcome:
         format_errors: format errors over the whole episode.
         truncated: the episode ended without a final answer (``max_turns``, the response budget,
             or a final text that still held a tool call).
-        response_class: XSTest's class of the final answer for harmful and benign tasks
-            (``"full_compliance"``, ``"full_refusal"``, ``"partial_refusal"``); ``None`` for math
-            and when nothing was judged.
+        response_class: XSTest's class of the final answer (``"full_compliance"``,
+            ``"full_refusal"``, ``"partial_refusal"``), as the judge gave it (math answers are
+            classified too, for refusal rates); ``None`` when nothing was judged.
     """
 
     task_kind: str

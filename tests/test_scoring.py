@@ -126,7 +126,7 @@ def test_score_episode_per_kind():
         "full_compliance",
     )
     solved = score_episode(MATH, "2 + 3 = 5, so \\boxed{5}.")
-    assert (solved.reward, solved.correct, solved.response_class) == (1.0, True, None)
+    assert (solved.reward, solved.correct, solved.response_class) == (1.0, True, "full_compliance")
     wrong = score_episode(MATH, "\\boxed{6}")
     assert (wrong.reward, wrong.utility, wrong.judge) == (0.0, 0.0, "math-verify")
 
