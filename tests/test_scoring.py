@@ -105,9 +105,13 @@ def test_the_tool_name_is_written_in_one_module():
         for path in (REPO / folder).rglob("*.py")
         if TOOL_NAME in path.read_text(encoding="utf-8")
     }
-    # TRL takes a tool's name from its method name, so the TRL adapter defines a method named so.
-    # The harness (bench/) is being switched to ascl_env.lookup separately.
-    allowed = {"ascl_env/lookup.py", "ascl_env/integrations/trl.py"}
+    # TRL and verifiers' MCP toolset take a tool's name from its method name, so those adapters
+    # define a method named so. The harness (bench/) is being switched to ascl_env.lookup.
+    allowed = {
+        "ascl_env/lookup.py",
+        "ascl_env/integrations/trl.py",
+        "ascl_env/integrations/verifiers.py",
+    }
     assert {f for f in found if not f.startswith("ascl_env/bench/")} <= allowed
     assert "ascl_env/lookup.py" in found
 
