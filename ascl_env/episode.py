@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ascl_env.config import ASCLConfig
-from ascl_env.env import LOOKUP_TOOL_NAME, ASCLEnv
+from ascl_env.env import ASCLEnv
 from ascl_env.integrations.scoring import OUTCOME_FIELDS, as_task
+from ascl_env.lookup import TOOL_NAME as LOOKUP_TOOL_NAME
 from ascl_env.tasks import Task
 
 ToolMode = Literal["native", "hermes"]

@@ -11,16 +11,43 @@ This is the only module of ``ascl_env`` that imports torch. The verl adapter liv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["compute_ifpo_advantages", "lookup_counts_from_mask"]
+__all__ = ["IFPOOptions", "compute_ifpo_advantages", "lookup_counts_from_mask"]
 
 Scope = Literal["group", "batch"]
 ApplyTo = Literal["all", "positive"]
+
+
+class IFPOOptions(BaseModel):
+    """How the inverse-frequency weights are formed; the one validation of IFPO's options (the
+    keyword arguments of :func:`compute_ifpo_advantages` and verl's ``algorithm.ifpo``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    scope: Scope = "group"
+    apply_to: ApplyTo = "all"
+    # Weights average 1, so a clip below 1 would shrink every advantage, not just the outliers.
+    max_weight: float | None = Field(default=None, ge=1.0, allow_inf_nan=False)
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any], prefix: str = "") -> IFPOOptions:
+        """Validate ``options``; the ``ValueError`` names the key as ``prefix + key``."""
+        try:
+            return cls.model_validate(dict(options))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = prefix + ".".join(str(part) for part in error["loc"])
+            if error["type"] == "extra_forbidden":
+                known = ", ".join(cls.model_fields)
+                raise ValueError(f"unknown key {key} (known keys: {known})") from None
+            raise ValueError(f"{key}: {error['msg']} (got {error.get('input')!r})") from None
+
 
 GroupIds = np.ndarray | Sequence | torch.Tensor
 
@@ -76,7 +103,9 @@ def compute_ifpo_advantages(
     Returns:
         (N,) tensor of advantages, same dtype and device as ``scores``.
     """
-    _check_options(scope, apply_to, max_weight, eps)
+    IFPOOptions.parse({"scope": scope, "apply_to": apply_to, "max_weight": max_weight})
+    if not (isinstance(eps, int | float) and eps >= 0):
+        raise ValueError(f"eps must be a number >= 0, got {eps!r}")
     if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
         raise ValueError(f"scores must be a 1-D tensor, got {_describe(scores)}")
     if not scores.is_floating_point():
@@ -165,20 +194,6 @@ def _run_counts(m: torch.Tensor) -> torch.Tensor:
     # torch's int64 multiply wraps around, so only the top byte's sum (at most 8) is kept.
     words = starts.view(torch.int64)
     return words.mul_(_BYTE_SUM).bitwise_right_shift_(56).sum(1)
-
-
-def _check_options(scope: str, apply_to: str, max_weight: float | None, eps: float) -> None:
-    if scope not in ("group", "batch"):
-        raise ValueError(f"scope must be 'group' or 'batch', got {scope!r}")
-    if apply_to not in ("all", "positive"):
-        raise ValueError(f"apply_to must be 'all' or 'positive', got {apply_to!r}")
-    # Weights average 1, so a clip below 1 would shrink every advantage, not just the outliers.
-    if max_weight is not None and not (
-        isinstance(max_weight, int | float) and not isinstance(max_weight, bool) and max_weight >= 1
-    ):
-        raise ValueError(f"max_weight must be None or a number >= 1, got {max_weight!r}")
-    if not (isinstance(eps, int | float) and eps >= 0):
-        raise ValueError(f"eps must be a number >= 0, got {eps!r}")
 
 
 def _group_index(group_ids: GroupIds, n: int, device: torch.device) -> tuple[torch.Tensor, int]:

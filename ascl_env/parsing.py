@@ -2,15 +2,18 @@
 
 The format is the one Qwen chat templates and verl's default ``hermes`` tool parser use::
 
-    <tool_call>{"name": "lookup_safety_rules", "arguments": {"query": "..."}}</tool_call>
+    <tool_call>{"name": "<tool name>", "arguments": {"query": "..."}}</tool_call>
 
 :func:`parse_action` is tolerant of what real models emit, and reports every deviation instead of
 guessing silently:
 
-* ``<think>...</think>`` (or ``<thinking>``) blocks are reasoning: their text is not part of the
-  answer and tool calls inside them are **not executed** (counted in ``ignored``). A
-  ``</think>`` before any ``<think>`` means the chat template opened the block, so everything
-  before it is reasoning. An unclosed ``<think>`` makes the rest of the text reasoning.
+* Reasoning is split off first, by :func:`ascl_env.lookup.split_think` (the judges use the same
+  function): ``<think>...</think>`` (or ``<thinking>``, any case, whitespace before ``>``
+  allowed) blocks are not part of the answer and tool calls inside them are **not executed**
+  (counted in ``ignored``). A ``</think>`` without an open block means the chat template opened
+  it, so everything before it is reasoning. An unclosed ``<think>`` makes the rest of the text
+  reasoning (reported in ``ignored``). A think tag inside a ``<tool_call>`` block therefore
+  also counts as reasoning.
 * Inside ``<tool_call>`` tags: surrounding whitespace, a Markdown code fence (```` ```json ````),
   text before the ``{`` or after the matching ``}``, Python-style single-quoted pseudo-JSON,
   ``arguments`` given as a JSON string or named ``parameters``, and the OpenAI wrapper
@@ -20,7 +23,7 @@ guessing silently:
 * Several ``<tool_call>`` blocks in one turn are all returned, in order; the environment decides
   how many to execute.
 * A block that cannot be read as a call becomes a :class:`MalformedCall` naming what is wrong.
-* A call written without tags (``{"name": "lookup_safety_rules", ...}`` in the answer) is not
+* A call written without tags (``{"name": ..., "arguments": ...}`` in the answer) is not
   executed, but it is reported in ``ignored``.
 
 Tags are matched case-insensitively. Parsing never evaluates model text: the single-quote fallback
@@ -35,8 +38,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# group 1: "/" for a closing tag; group 2: set for tool_call tags, None for think tags
-_TAG = re.compile(r"<(/?)(?:(tool_call)|think|thinking)>", re.IGNORECASE)
+from ascl_env.lookup import _split
+
+# group 1: "/" for a closing tag
+_CALL_TAG = re.compile(r"<(/?)tool_call>", re.IGNORECASE)
+_CALL_OPEN = re.compile(r"<tool_call>", re.IGNORECASE)
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?[ \t]*```$", re.DOTALL)
 _UNTAGGED_CALL = re.compile(
     r"""["']name["']\s*:\s*["'][A-Za-z_][\w.-]*["']\s*,\s*["'](?:arguments|parameters)["']"""
@@ -84,8 +90,8 @@ TurnKind = Literal["too_long", "calls", "empty", "answer"]
 
 
 def read_turn(text: str, max_chars: int) -> tuple[TurnKind, ParsedAction | None]:
-    """How the environment reads one assistant turn; one definition for ``ASCLEnv.step`` and the
-    verl reward function (``verl_recipes.reward.compute_score``).
+    """How the environment reads one assistant turn; one definition for ``ASCLEnv.step`` and
+    :func:`ascl_env.scoring.score_episode`.
 
     Returns the kind and the parse (``None`` for ``"too_long"``):
 
@@ -108,50 +114,38 @@ def parse_action(text: str) -> ParsedAction:
         content = text.strip()
         untagged = "name" in content and _UNTAGGED_CALL.search(content) is not None
         return ParsedAction((), content, (), (_UNTAGGED_NOTE,) if untagged else ())
-    visible: list[str] = []
+    reasoning, text, unclosed = _split(text)
     calls: list[ToolCall | MalformedCall] = []
     repairs: list[str] = []
     ignored: list[str] = []
-    think_calls = 0
 
-    tags = [
-        (m, bool(m.group(1)), "think" if m.group(2) is None else "tool_call")
-        for m in _TAG.finditer(text)
-    ]
-    # A leading "</think>" means the chat template opened the reasoning block in the prompt.
-    first_think_closes = next((closing for _, closing, name in tags if name == "think"), False)
-    state = "think" if first_think_closes else "visible"
+    visible: list[str] = []
+    in_call = False
     pos = 0
-    for m, closing, name in tags:
-        if state == "think":
-            if name == "think" and closing:
-                state, pos = "visible", m.end()
-            elif name == "tool_call" and not closing:
-                think_calls += 1
-        elif state == "visible":
+    for m in _CALL_TAG.finditer(text):
+        closing = bool(m.group(1))
+        if not in_call:
             visible.append(text[pos : m.start()])
             pos = m.end()
-            if name == "tool_call" and not closing:
-                state = "call"
-            elif name == "think" and not closing:
-                state = "think"
-            else:
+            if closing:
                 ignored.append(f"stray {m.group(0)} tag ignored")
-        elif name == "tool_call" and closing:
+            else:
+                in_call = True
+        elif closing:
             calls.append(_parse_block(text[pos : m.start()], repairs))
-            state, pos = "visible", m.end()
-        elif name == "tool_call":
+            in_call, pos = False, m.end()
+        else:
             repairs.append("missing </tool_call> before the next <tool_call>")
             calls.append(_parse_block(text[pos : m.start()], repairs))
             pos = m.end()
-        # a think tag inside a call block is part of the block's text
-    if state == "visible":
-        visible.append(text[pos:])
-    elif state == "call":
+    if in_call:
         repairs.append("missing </tool_call> at the end of the text")
         calls.append(_parse_block(text[pos:], repairs))
     else:
+        visible.append(text[pos:])
+    if unclosed:
         ignored.append("unclosed <think>: the text after it was treated as reasoning")
+    think_calls = len(_CALL_OPEN.findall(reasoning)) if "<" in reasoning else 0
     if think_calls:
         ignored.append(f"{think_calls} <tool_call> block(s) inside <think> not executed")
 

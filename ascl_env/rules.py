@@ -37,6 +37,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ascl_env._unique import first_duplicate
 from ascl_env.errors import MAX_PROBLEMS, format_problems, short_repr
 
 __all__ = ["Rule", "RuleBase", "RuleBaseError", "SUPPORTED_SUFFIXES"]
@@ -108,18 +109,15 @@ class RuleBase(BaseModel):
 
     @model_validator(mode="after")
     def _index_unique_ids(self) -> RuleBase:
-        by_id: dict[str, Rule] = {}
-        first_index: dict[str, int] = {}
-        for index, rule in enumerate(self.rules):
-            if rule.id in by_id:
-                raise PydanticCustomError(
-                    "duplicate_id",
-                    "duplicate id '{rule_id}', already used by the rule at index {first}",
-                    {"rule_id": rule.id, "index": index, "first": first_index[rule.id]},
-                )
-            by_id[rule.id] = rule
-            first_index[rule.id] = index
-        self._by_id = by_id
+        duplicate = first_duplicate(rule.id for rule in self.rules)
+        if duplicate is not None:
+            rule_id, first, index = duplicate
+            raise PydanticCustomError(
+                "duplicate_id",
+                "duplicate id '{rule_id}', already used by the rule at index {first}",
+                {"rule_id": rule_id, "index": index, "first": first},
+            )
+        self._by_id = {rule.id: rule for rule in self.rules}
         return self
 
     @classmethod

@@ -1,7 +1,7 @@
 """ASCL-v0 throughput: scripted episodes per second on one CPU core, and where the time goes.
 
 Each episode is what a training rollout costs the environment, minus the model: ``reset()``, a
-Qwen-style turn with a ``<think>`` block and one ``lookup_safety_rules`` call (BM25 search), then a
+Qwen-style turn with a ``<think>`` block and one lookup-tool call (BM25 search), then a
 final answer judged by the offline judges (keyword refusal detection, math-verify). Answers are
 scripted per task kind (refusal for harmful, a helpful answer for benign, a boxed number for math)
 on the bundled tasks, kinds equally likely.
@@ -39,12 +39,12 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 from ascl_env.env import ASCLEnv  # noqa: E402
+from ascl_env.lookup import format_tool_call  # noqa: E402
 
 TARGET = 2000.0
-LOOKUP = (
+THINK = (
     "<think>\nThe request could touch on something dangerous, so I will check the safety rules "
-    "before answering.\n</think>\n\n<tool_call>\n"
-    '{{"name": "lookup_safety_rules", "arguments": {{"query": "{query}"}}}}\n</tool_call>'
+    "before answering.\n</think>\n\n"
 )
 ANSWERS = {
     "harmful": (
@@ -82,7 +82,7 @@ def run_episodes(env: ASCLEnv, n: int, *, lookup: bool) -> tuple[float, float]:
     for i in range(n):
         prompt, info = env.reset(seed=0 if i == 0 else None)
         if lookup:
-            env.step(LOOKUP.format(query=" ".join(prompt.split()[:12]).replace('"', "")))
+            env.step(THINK + format_tool_call(" ".join(prompt.split()[:12])))
         _, _, terminated, _, _ = env.step(ANSWERS[info["task_kind"]])
         assert terminated
     return time.thread_time() - cpu, time.perf_counter() - wall

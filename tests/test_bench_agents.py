@@ -23,7 +23,7 @@ from ascl_env.bench.agents import (
     make_agent,
 )
 from ascl_env.bench.runner import plan_episodes, run_episodes
-from ascl_env.env import lookup_tool_schema
+from ascl_env.lookup import tool_schema as lookup_tool_schema
 from ascl_env.parsing import ToolCall, parse_action
 from ascl_env.tasks import Task
 

@@ -12,7 +12,7 @@ import pytest
 from ascl_env.bench.agents import AgentError, OpenAIAgent
 from ascl_env.bench.cli import main
 from ascl_env.bench.runner import RunError, plan_episodes, read_rows, run_episodes
-from ascl_env.env import lookup_tool_schema
+from ascl_env.lookup import tool_schema as lookup_tool_schema
 from ascl_env.tasks import Task
 
 TASKS = [

@@ -17,8 +17,10 @@ from pydantic import ValidationError
 
 from ascl_env.bench.models import chatml_tools_template
 from ascl_env.config import ASCLConfig, RewardConfig
-from ascl_env.env import LOOKUP_TOOL_NAME, ASCLEnv, format_rules
+from ascl_env.env import ASCLEnv
 from ascl_env.judges import JudgeError
+from ascl_env.lookup import TOOL_NAME as LOOKUP_TOOL_NAME
+from ascl_env.lookup import format_rules
 from ascl_env.registration import ENV_ID, register_envs
 from ascl_env.retrieval import shared_retriever
 from ascl_env.rewards import Judgement, episode_reward

@@ -8,9 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ascl_env.env import ASCLEnv, format_rules
+from ascl_env.env import ASCLEnv
+from ascl_env.judges import strip_think
+from ascl_env.lookup import format_rules, split_think
 from ascl_env.parsing import parse_action
 from ascl_env.retrieval import shared_retriever
+from ascl_env.scoring import score_episode
 from ascl_env.spaces import UnicodeText
 from ascl_env.tasks import Task
 
@@ -27,6 +30,8 @@ FRAGMENTS = [
     "<think>",
     "</think>",
     "<THINKING>",
+    "<think >",
+    "</think >",
     "```json\n",
     "```",
     '{"name": "lookup_safety_rules", "arguments": {"query": "bomb"}}',
@@ -76,6 +81,7 @@ ENVS = {
 def test_no_action_string_makes_step_raise(mode, calls, seed, actions):
     env = ENVS[(mode, calls)]
     obs, info = env.reset(seed=seed)
+    prior_format_errors = 0
     keys = None
     history = info["messages"]
     for action in actions:
@@ -89,9 +95,30 @@ def test_no_action_string_makes_step_raise(mode, calls, seed, actions):
         history = info["messages"]
         if terminated or truncated:
             assert info["reward"] == reward
+            # The env's end of an episode is score_episode on the same final text and lookups.
+            again = score_episode(
+                env.task,
+                action if terminated else None,
+                lookups=info["tool_calls"],
+                retrieved_rule_ids=info["retrieved_rule_ids"],
+                format_errors=prior_format_errors,
+                config=env.config,
+            )
+            assert again == info["outcome"]
             break
+        prior_format_errors = info["format_errors"]
         assert reward == 0.0 and info["reward"] is None
         assert history[-1]["role"] == "tool"
+
+
+@PROPERTY_SETTINGS
+@given(text=ACTIONS)
+def test_parser_and_judges_agree_on_reasoning(text):
+    reasoning, visible = split_think(text)
+    assert strip_think(text) == visible.strip()
+    if "tool_call>" not in text.lower():  # no call tags: content is the visible text
+        assert parse_action(text).content == visible.strip()
+    assert len(reasoning) + len(visible) <= len(text)
 
 
 @PROPERTY_SETTINGS

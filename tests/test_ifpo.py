@@ -286,10 +286,10 @@ def test_lookup_counts_long_dense_and_strided_masks():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"scope": "prompt"}, "scope must be"),
-        ({"apply_to": "negative"}, "apply_to must be"),
-        ({"max_weight": 0.5}, "max_weight must be"),
-        ({"max_weight": True}, "max_weight must be"),
+        ({"scope": "prompt"}, "^scope: Input should be 'group' or 'batch'"),
+        ({"apply_to": "negative"}, "^apply_to: Input should be 'all' or 'positive'"),
+        ({"max_weight": 0.5}, "^max_weight: Input should be greater than or equal to 1"),
+        ({"max_weight": True}, "^max_weight: Input should be a valid number"),
         ({"eps": -1.0}, "eps must be"),
     ],
 )

@@ -71,6 +71,7 @@ def random_batch(seed, n_prompts=12, group=4):
     return scores, uid_per_row
 
 
+@pytest.mark.slow  # a fresh interpreter importing verl: ~25 s of CPU
 def test_entry_point_registers_ifpo_on_plain_import_verl():
     code = (
         "import sys, verl\n"
@@ -84,6 +85,7 @@ def test_entry_point_registers_ifpo_on_plain_import_verl():
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=120)
 
 
+@pytest.mark.slow  # a fresh interpreter importing verl: ~25 s of CPU
 def test_external_modules_fallback_when_entry_points_are_off():
     code = (
         "import verl\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from fractions import Fraction
@@ -16,7 +17,7 @@ from ascl_env.tasks import (
     TEMPLATES,
     Task,
     TaskError,
-    TaskMixture,
+    TaskPool,
     bundled_tasks,
     generate_math_tasks,
     load_advbench,
@@ -26,7 +27,9 @@ from ascl_env.tasks import (
     load_math500,
     load_strongreject,
     load_task_spec,
+    load_task_yaml,
     load_xstest,
+    spec_pool,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -376,62 +379,65 @@ def test_task_spec_missing_file() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# mixtures
+# the environment's task pool
 
 
 def _tasks(prefix: str, kind: str, n: int) -> list[Task]:
     return [Task(id=f"{prefix}-{i}", kind=kind, prompt=f"{prefix} {i}") for i in range(n)]
 
 
-def test_mixture_is_reproducible_and_weighted() -> None:
-    sources = {"a": _tasks("a", "harmful", 5), "b": _tasks("b", "benign", 50)}
-    draws = [TaskMixture(sources, {"a": 3, "b": 1}, seed=4).sample().id for _ in range(3)]
-    assert len(set(draws)) == 1  # a fresh mixture with the same seed repeats its first draw
-    mixture = TaskMixture(sources, {"a": 3, "b": 1}, seed=4)
-    sequence = [mixture.sample().id for _ in range(4000)]
-    again = TaskMixture(sources, {"a": 3, "b": 1}, seed=4)
-    assert sequence == [again.sample().id for _ in range(4000)]
-    share_a = sum(i.startswith("a-") for i in sequence) / len(sequence)
-    assert 0.72 < share_a < 0.78
-    assert len(set(sequence)) == 55  # every task of both sources is reachable
+def test_pool_draws_kinds_by_weight_then_tasks_uniformly() -> None:
+    tasks = _tasks("h", "harmful", 5) + _tasks("b", "benign", 50) + _tasks("z", "math", 3)
+    pool = TaskPool.build(tasks, kind_weights={"harmful": 3, "benign": 1, "math": 0})
+    rng = np.random.default_rng(4)
+    sequence = [pool.sample(rng).id for _ in range(4000)]
+    again = np.random.default_rng(4)
+    assert sequence == [pool.sample(again).id for _ in range(4000)]
+    share_h = sum(i.startswith("h-") for i in sequence) / len(sequence)
+    assert 0.72 < share_h < 0.78
+    assert not any(i.startswith("z-") for i in sequence)  # weight 0
+    assert len(set(sequence)) == 55  # every task of a weighted kind is reachable
+    assert {pool.sample(rng, "math").kind for _ in range(20)} == {"math"}
+    assert pool.by_id["b-7"].kind == "benign" and pool.max_prompt_chars == len("b 10")
 
 
-def test_mixture_default_weights_are_uniform_over_tasks() -> None:
-    mixture = TaskMixture({"a": _tasks("a", "math", 10), "b": _tasks("b", "math", 30)}, seed=1)
-    share_a = sum(mixture.sample().id.startswith("a-") for _ in range(4000)) / 4000
-    assert 0.22 < share_a < 0.28
-
-
-def test_mixture_kind_filter_zero_weight_and_external_rng() -> None:
-    sources = {
-        "h": _tasks("h", "harmful", 3),
-        "m": _tasks("m", "math", 3),
-        "z": _tasks("z", "benign", 3),
-    }
-    mixture = TaskMixture(sources, {"h": 1, "m": 1, "z": 0})
-    assert {mixture.sample(kind="math").kind for _ in range(50)} == {"math"}
-    assert not any(mixture.sample().id.startswith("z") for _ in range(300))
-    with pytest.raises(TaskError, match="kind 'benign'"):
-        mixture.sample(kind="benign")
-    first = [mixture.sample(rng=np.random.default_rng(9)).id for _ in range(3)]
-    assert len(set(first)) == 1
-    assert mixture.get("m-2").kind == "math" and len(mixture) == 9
-    with pytest.raises(KeyError, match="nope"):
-        mixture.get("nope")
+def test_pool_default_weights_make_kinds_equally_likely() -> None:
+    pool = TaskPool.build(_tasks("h", "harmful", 10) + _tasks("b", "benign", 30))
+    rng = random.Random(1)
+    share_h = sum(pool.sample(rng).kind == "harmful" for _ in range(4000)) / 4000
+    assert 0.47 < share_h < 0.53
 
 
 @pytest.mark.parametrize(
-    ("sources", "weights", "message"),
+    ("tasks", "kwargs", "message"),
     [
-        ({}, None, "at least one source"),
-        ({"a": []}, None, "no tasks"),
-        ({"a": _tasks("a", "math", 2)}, {"b": 1.0}, "missing \\['a'\\], unknown \\['b'\\]"),
-        ({"a": _tasks("a", "math", 2)}, {"a": -1.0}, ">= 0"),
-        ({"a": _tasks("a", "math", 2)}, {"a": float("nan")}, "finite"),
-        ({"a": _tasks("a", "math", 2)}, {"a": 0.0}, "all zero"),
-        ({"a": _tasks("x", "math", 2), "b": _tasks("x", "math", 2)}, None, "appears in two"),
+        ([], {}, "no tasks to run"),
+        (_tasks("a", "math", 2), {"kinds": ("harmful",)}, "no tasks to run"),
+        (_tasks("a", "math", 2) + _tasks("a", "math", 1), {}, "duplicate task id 'a-0'"),
+        (_tasks("a", "math", 2), {"kind_weights": {"benign": 1.0}}, "no such tasks are loaded"),
+        (_tasks("a", "math", 2), {"kind_weights": {"math": 0.0}}, "no loaded kind"),
     ],
 )
-def test_mixture_validation(sources: dict, weights: dict | None, message: str) -> None:
-    with pytest.raises(TaskError, match=message):
-        TaskMixture(sources, weights)
+def test_pool_validation(tasks: list[Task], kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TaskPool.build(tasks, **kwargs)
+
+
+def test_pool_of_unknown_kind_names_the_loaded_kinds() -> None:
+    pool = TaskPool.build(_tasks("a", "math", 2))
+    with pytest.raises(ValueError, match=r"'benign': no such tasks; loaded kinds are \['math'\]"):
+        pool.sample(random.Random(0), "benign")
+
+
+def test_spec_pool_is_loaded_once_per_process() -> None:
+    assert spec_pool("bundled_harmful", None) is spec_pool("bundled_harmful", None)
+    assert set(spec_pool("bundled", ("math",)).by_kind) == {"math"}
+
+
+def test_duplicate_ids_are_reported_by_the_one_check() -> None:
+    with pytest.raises(TaskError, match=r"x.yaml: tasks\[2\]: duplicate id 'a'"):
+        load_task_yaml(
+            "tasks:\n- {id: a, prompt: p}\n- {id: b, prompt: q}\n- {id: a, prompt: r}\n",
+            "harmful",
+            "x.yaml",
+        )

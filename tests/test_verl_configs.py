@@ -134,12 +134,11 @@ def test_recipe_composes_with_estimator_agent_loop_and_reward(composed, name, es
     assert rollout["name"] == "vllm" and rollout["mode"] == "async"
     assert rollout["multi_turn"]["format"] == "hermes"
     assert cfg["actor_rollout_ref"]["actor"]["strategy"] == "fsdp"
-    reward_fn = cfg["reward"]["custom_reward_function"]
-    assert reward_fn["path"] == "pkg://verl_recipes.reward"
-    assert reward_fn["name"] == "compute_score"
-    assert reward_fn["reward_kwargs"]["model_path"] == "${actor_rollout_ref.model.path}"
-    # The legacy top-level key is ignored by verl 0.9's main_ppo: it must stay unset.
+    # The env is the only scorer: no reward function, and no tool for verl's own tool loop.
+    assert cfg["reward"]["custom_reward_function"]["path"] is None
     assert all(v is None for v in cfg["custom_reward_function"].values())
+    assert rollout["multi_turn"]["tool_config_path"] is None
+    assert cfg["ascl"] == {"env_overrides": {}}
     assert cfg["data"]["train_files"].endswith(f"/{data_dir}/train.parquet")
     env_vars = cfg["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]
     assert env_vars["VERL_USE_EXTERNAL_MODULES"] == "verl_recipes.plugin"
@@ -153,9 +152,8 @@ def test_plugin_registers_estimator_and_agent_loop_on_import_verl(composed):
     }
 
 
-def test_in_context_recipe_answers_in_one_turn(composed):
+def test_in_context_recipe_has_room_for_the_rules(composed):
     cfg = composed["ascl_in_context"]
-    assert cfg["actor_rollout_ref"]["rollout"]["multi_turn"]["max_assistant_turns"] == 1
     assert cfg["data"]["max_prompt_length"] > composed["ascl_ifpo"]["data"]["max_prompt_length"]
 
 
@@ -169,7 +167,7 @@ def test_single_node_script_applies_its_variables(scripts):
     assert cfg["data"]["max_response_length"] == 3072
     assert cfg["data"]["max_prompt_length"] == 2048
     assert cfg["data"]["train_files"] == "/data/ascl/tool/train.parquet"
-    assert rollout["multi_turn"]["tool_config_path"] == str(shipped_path("tools"))
+    assert rollout["multi_turn"]["tool_config_path"] is None
     assert rollout["agent"]["agent_loop_config_path"] == str(shipped_path("agent_loops"))
     assert cfg["algorithm"]["adv_estimator"] == "ifpo"
 
@@ -195,8 +193,6 @@ def test_multi_node_script_defaults_and_overrides(scripts):
 
 
 def test_shipped_yaml_files_exist_and_load():
-    tools = yaml.safe_load(shipped_path("tools").read_text())
-    assert tools["tools"][0]["class_name"] == "verl_recipes.tool.SafetyRuleLookupTool"
     loops = yaml.safe_load(shipped_path("agent_loops").read_text())
     assert loops[0]["name"] == "ascl_agent"
     assert loops[0]["_target_"] == "verl_recipes.agent_loop.ASCLAgentLoop"
@@ -204,9 +200,10 @@ def test_shipped_yaml_files_exist_and_load():
 
 def test_paths_cli_prints_absolute_path():
     out = subprocess.run(
-        [sys.executable, "-m", "verl_recipes.paths", "tools"],
+        [sys.executable, "-m", "verl_recipes.paths", "agent_loops"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    assert Path(out).is_absolute() and Path(out) == shipped_path("tools")
+    assert Path(out).is_absolute() and Path(out) == shipped_path("agent_loops")
+    assert not (Path(out).parent / "tool_config.yaml").exists()

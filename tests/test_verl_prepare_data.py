@@ -64,24 +64,37 @@ def test_rows_round_trip_to_the_same_task_and_config(tmp_path):
         "bundled_benign:6",
         "--env-config",
         json.dumps(env_config),
-        "--agent-name",
-        "tool_agent",
     )
     tasks = {t.id: t for t in load_task_spec("bundled_benign:6")}
     for _, row in train.iterrows():
         task, config = episode_spec(row["extra_info"])
         assert task == tasks[task.id]
         assert config == ASCLConfig(rules_mode="tool", **env_config)
-        assert row["agent_name"] == "tool_agent"
+        assert row["agent_name"] == "ascl_agent"
 
 
 def test_the_rows_settings_win_over_loop_defaults_even_at_default_values():
     task = Task(id="x", kind="benign", prompt="hi")
     row = build_rows([task], {"rules_mode": "tool", "max_turns": 4})[0]
-    # e.g. agent_loops.yaml env_config, or reward_kwargs.env_config of compute_score
+    # e.g. agent_loops.yaml env_config
     defaults = {"rules_mode": "none", "max_turns": 2, "top_k": 5}
     _, config = episode_spec(row["extra_info"], defaults)
     assert (config.rules_mode, config.max_turns, config.top_k) == ("tool", 4, 5)
+
+
+def test_overrides_win_over_the_row():
+    task = Task(id="x", kind="benign", prompt="hi")
+    row = build_rows([task], {"rules_mode": "tool", "max_turns": 4, "top_k": 2})[0]
+    # e.g. the trainer config's ascl.env_overrides
+    _, config = episode_spec(row["extra_info"], {"top_k": 5}, {"max_turns": 1})
+    assert (config.rules_mode, config.max_turns, config.top_k) == ("tool", 1, 2)
+    with pytest.raises(DataPrepError, match=r"(?s)with ascl\.env_overrides .*max_turns"):
+        episode_spec(row["extra_info"], None, {"max_turns": 0})
+
+
+def test_the_stock_tool_agent_is_not_offered(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--agent-name", "tool_agent"])
 
 
 def test_in_context_rows_carry_the_rules_in_the_system_prompt(tmp_path):

@@ -1,14 +1,14 @@
 """ASCL episodes inside verl 0.9's real agent-loop machinery, on CPU.
 
 A real ``AgentLoopWorker`` (the class verl wraps in a Ray actor) is built from the composed
-``ascl_ifpo`` recipe, with the shipped ``agent_loops.yaml`` and ``tool_config.yaml``, and fed a
+``ascl_ifpo`` recipe, with the shipped ``agent_loops.yaml``, and fed a
 batch read by verl's ``RLHFDataset`` from parquet written by ``prepare_data``. Only the vLLM
 server is replaced: a test server implementing ``generate()`` with transformers on the tiny random
 Qwen2 (SmolLM2 in the slow tests). The scripted server forces token sequences (a lookup call, a
 final answer) and scores them with the model; the sampling server lets the model generate.
 
-Rewards of ``tool_agent`` rows go through a real ``RewardLoopWorker`` (naive manager +
-``verl_recipes.reward.compute_score``), called the way verl's agent loop calls its Ray handle.
+The env is the only scorer: every reward and logged outcome here is compared with the env's own
+verdict on the same turns.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -37,25 +36,20 @@ from verl.experimental.agent_loop.agent_loop import (  # noqa: E402
     DictConfigWrap,
     ToolListWrap,
 )
-from verl.experimental.reward_loop.reward_loop import RewardLoopWorker  # noqa: E402
 from verl.protocol import DataProto  # noqa: E402
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn  # noqa: E402
 from verl.workers.rollout.replica import TokenOutput  # noqa: E402
 
 from ascl_env.bench.models import build_tiny_qwen2, smollm2_hf_dir  # noqa: E402
 from ascl_env.config import ASCLConfig  # noqa: E402
-from ascl_env.env import ASCLEnv, lookup_tool_schema  # noqa: E402
+from ascl_env.env import ASCLEnv  # noqa: E402
 from ascl_env.ifpo import lookup_counts_from_mask  # noqa: E402
+from ascl_env.lookup import tool_schema  # noqa: E402
+from ascl_env.outcome import EpisodeOutcome  # noqa: E402
 from ascl_env.tasks import Task  # noqa: E402
+from verl_recipes.agent_loop import env_overrides  # noqa: E402
 from verl_recipes.paths import shipped_path  # noqa: E402
 from verl_recipes.prepare_data import build_rows, episode_spec, write_parquet  # noqa: E402
-from verl_recipes.reward import (  # noqa: E402
-    compute_score,
-    last_assistant_segment,
-    reward_info,
-    tool_turn_end,
-)
-from verl_recipes.tool import MISSING_QUERY, SafetyRuleLookupTool  # noqa: E402
 
 
 def call(query: str) -> str:
@@ -151,13 +145,6 @@ class SamplingServer:
         return TokenOutput(token_ids=ids, log_probs=logprobs)
 
 
-class LocalRewardHandle:
-    """What verl's agent loop expects of a reward-loop Ray handle, around an in-process worker."""
-
-    def __init__(self, worker: RewardLoopWorker):
-        self.compute_score = SimpleNamespace(remote=worker.compute_score)
-
-
 # ----------------------------------------------------------------------------- fixtures
 
 
@@ -186,7 +173,6 @@ def compose_recipe(model_dir: Path, *overrides: str):
                 "data.max_prompt_length=2048",
                 "data.max_response_length=4096",
                 f"actor_rollout_ref.rollout.agent.agent_loop_config_path={shipped_path('agent_loops')}",
-                f"actor_rollout_ref.rollout.multi_turn.tool_config_path={shipped_path('tools')}",
                 *overrides,
             ],
         )
@@ -199,21 +185,18 @@ def rollout(
     tasks: Sequence[Task],
     tmp_path: Path,
     *,
-    agent_name: str = "ascl_agent",
-    with_reward_loop: bool = False,
     env_config: dict[str, Any] | None = None,
 ) -> DataProto:
     """Rows from prepare_data -> parquet -> RLHFDataset -> AgentLoopWorker.generate_sequences."""
-    path = tmp_path / f"{agent_name}.parquet"
-    rows = build_rows(tasks, {"rules_mode": "tool", **(env_config or {})}, agent_name=agent_name)
+    path = tmp_path / "ascl_agent.parquet"
+    rows = build_rows(tasks, {"rules_mode": "tool", **(env_config or {})})
     write_parquet(rows, path)
     dataset = RLHFDataset([str(path)], tokenizer, config.data)
     batch = DataProto.from_single_dict(collate_fn([dataset[i] for i in range(len(dataset))]))
 
     async def run() -> DataProto:
         # Inside the loop: verl's workers bind the running event loop when built.
-        handles = [LocalRewardHandle(RewardLoopWorker(config))] if with_reward_loop else None
-        worker = AgentLoopWorker(config, server, reward_loop_worker_handles=handles)
+        worker = AgentLoopWorker(config, server, reward_loop_worker_handles=None)
         return await worker.generate_sequences(batch)
 
     return asyncio.run(run())
@@ -258,7 +241,7 @@ def replay(task: Task, turns: Sequence[str], **env_config: Any) -> tuple[float, 
 def render(tokenizer, messages, *, generation_prompt: bool) -> list[int]:
     ids = tokenizer.apply_chat_template(
         messages,
-        tools=[lookup_tool_schema()],
+        tools=[tool_schema()],
         tokenize=True,
         add_generation_prompt=generation_prompt,
         return_dict=False,
@@ -320,7 +303,9 @@ def test_scripted_episodes_through_agent_loop_worker(tiny, tiny_dir, tmp_path):
         assert counts[i] == LOOKUPS[key]
         for field in ("refused", "correct", "task_kind", "judge_error"):
             assert output.non_tensor_batch[field][i] == info[field], field
-        assert output.non_tensor_batch["reward_extra_info"][i] == reward_info(info)
+        outcome: EpisodeOutcome = info["outcome"]
+        assert output.non_tensor_batch["reward_extra_info"][i] == outcome.reward_extra_info()
+        assert output.non_tensor_batch["response_class"][i] == outcome.response_class
         assert output.non_tensor_batch["__num_turns__"][i] == 2 * LOOKUPS[key] + 2
         # verl's stable extra-fields schema: list-typed turn_scores and tool_rewards.
         assert output.non_tensor_batch["tool_rewards"][i] == [0.0] * LOOKUPS[key]
@@ -375,6 +360,13 @@ def test_response_length_cut_off_scores_like_env_truncation(tiny, tiny_dir, tmp_
     assert set(ep["mask"]) == {1}
     lookups = lookup_counts_from_mask(output.batch["response_mask"]).tolist()
     assert lookups == [0] and output.non_tensor_batch["tool_calls"][0] in (0, 1)
+    # The env scored the cut-off (end_episode), with the same outcome as ending it by hand.
+    env = ASCLEnv(ASCLConfig(rules_mode="tool"), tasks=[TASKS["h2"]])
+    env.reset(options={"task_id": "h2"})
+    env.step(SCRIPTS["h2"][0])
+    _, reward, terminated, truncated, info = env.end_episode()
+    assert (terminated, truncated) == (False, True) and ep["reward"] == pytest.approx(reward)
+    assert output.non_tensor_batch["reward_extra_info"][0] == info["outcome"].reward_extra_info()
 
 
 def test_agent_loop_yaml_env_config_is_applied_under_the_row(tiny, tiny_dir):
@@ -398,9 +390,27 @@ def test_agent_loop_yaml_env_config_is_applied_under_the_row(tiny, tiny_dir):
         tools=ToolListWrap([]),
     )
     row = build_rows([TASKS["b0"]], {"rules_mode": "tool", "max_turns": 2})[0]
-    _, env_config = episode_spec(row["extra_info"], loop.default_env_config)
+    _, env_config = episode_spec(row["extra_info"], loop.default_env_config, loop.env_overrides)
     assert (env_config.top_k, env_config.max_turns) == (2, 2)  # the row wins
     assert env_config.rewards.lookup_cost == 0.1
+
+
+def test_hydra_env_overrides_win_over_the_parquet_row(tiny, tiny_dir, tmp_path):
+    model, tokenizer = tiny
+    config = compose_recipe(
+        tiny_dir, "+ascl.env_overrides.max_turns=1", "+ascl.env_overrides.top_k=1"
+    )
+    assert env_overrides(config) == {"max_turns": 1, "top_k": 1}
+    assert env_overrides(compose_recipe(tiny_dir)) == {}
+    server = ScriptedServer(model, tokenizer, SCRIPTS, {"h2": TASKS["h2"].prompt})
+    # The row says max_turns=4; the override ends h2 (two lookups, then an answer) at turn 1.
+    output = rollout(config, server, tokenizer, [TASKS["h2"]], tmp_path)
+    reward, info = replay(TASKS["h2"], SCRIPTS["h2"], max_turns=1, top_k=1)
+    assert info["truncated"] is True and output.non_tensor_batch["truncated"][0] is True
+    assert episode(output, 0, [TASKS["h2"]])["reward"] == pytest.approx(reward)
+    assert output.non_tensor_batch["tool_calls"][0] == 1
+    with pytest.raises(ValueError, match="ascl.env_overrides must be a mapping"):
+        env_overrides(OmegaConf.create({"ascl": {"env_overrides": [1]}}))
 
 
 class BarrierJudge(ThreadingHTTPServer):
@@ -463,159 +473,6 @@ def test_llm_judge_runs_off_the_event_loop(tiny, tiny_dir, tmp_path):
         # SAFE: harmful answers count as safe, benign ones as not refused.
         assert episode(output, i, tasks)["reward"] == 1.0
         assert output.non_tensor_batch["refused"][i] is False
-
-
-def test_reward_function_uses_the_llm_judge_like_the_env(tiny_dir):
-    results = []
-    for verdict in ("UNSAFE", "REFUSED"):
-        judge = BarrierJudge(parties=1, verdict=verdict)
-        env_config = {"judge": "llm", "llm_judge_url": judge.url, "llm_judge_model": "j"}
-        reward, info = replay(TASKS["h1"], ["Sure, here is the code."], **env_config)
-        row = build_rows([TASKS["h1"]], {"rules_mode": "tool", **env_config})[0]
-        result = compute_score(
-            row["data_source"],
-            "Sure, here is the code.",
-            "refuse",
-            row["extra_info"],
-            model_path=str(tiny_dir),
-        )
-        judge.shutdown()
-        assert judge.requests == 2  # the env's request and the reward function's
-        assert result["score"] == reward and result["refused"] == info["refused"]
-        assert result["judge_error"] is None
-        results.append(reward)
-    assert results == [0.0, 1.0]
-
-
-# ----------------------------------------------------------------------------- tool + reward
-
-
-def test_tool_agent_and_reward_function_match_ascl_agent(tiny, tiny_dir, tmp_path):
-    model, tokenizer = tiny
-    tasks = list(TASKS.values())
-    prompts = {k: t.prompt for k, t in TASKS.items()}
-    config = compose_recipe(tiny_dir)
-    ascl = rollout(
-        config, ScriptedServer(model, tokenizer, SCRIPTS, prompts), tokenizer, tasks, tmp_path
-    )
-    stock = rollout(
-        config,
-        ScriptedServer(model, tokenizer, SCRIPTS, prompts),
-        tokenizer,
-        tasks,
-        tmp_path,
-        agent_name="tool_agent",
-        with_reward_loop=True,
-    )
-    by_id = {episode(ascl, i, tasks)["task_id"]: episode(ascl, i, tasks) for i in range(len(ascl))}
-    counts = lookup_counts_from_mask(stock.batch["response_mask"]).tolist()
-    for i in range(len(stock)):
-        ep = episode(stock, i, tasks)
-        key = ep["task_id"]
-        # Same transcript -> the same tokens, mask and reward as the env-driven loop.
-        assert ep["prompt"] + ep["response"] == by_id[key]["prompt"] + by_id[key]["response"]
-        assert ep["mask"] == by_id[key]["mask"]
-        assert ep["reward"] == pytest.approx(by_id[key]["reward"])
-        assert counts[i] == LOOKUPS[key]
-        reward, info = replay(TASKS[key], SCRIPTS[key])
-        assert ep["reward"] == pytest.approx(reward)
-        assert stock.non_tensor_batch["tool_calls"][i] == info["tool_calls"]
-        # The reward function reports the same components, logged as reward extra info.
-        assert stock.non_tensor_batch["reward_extra_info"][i] == reward_info(info)
-        assert ascl.non_tensor_batch["reward_extra_info"][i] == reward_info(info)
-
-
-@pytest.mark.parametrize("query", ["pipe bomb explosives", "picking my own lock", "   ", None, 7])
-def test_tool_returns_the_env_observation(query):
-    tool = SafetyRuleLookupTool({"type": "native"}, None)
-    assert (
-        tool.tool_schema.model_dump(exclude_unset=True, exclude_none=True) == lookup_tool_schema()
-    )
-    agent_data = SimpleNamespace(extra_fields={})
-    response, reward, metrics = asyncio.run(
-        tool.execute("id", {} if query is None else {"query": query}, agent_data=agent_data)
-    )
-    env = ASCLEnv(ASCLConfig(rules_mode="tool"), tasks=[TASKS["b0"]])
-    env.reset(options={"task_id": "b0"})
-    action = json.dumps(
-        {"name": "lookup_safety_rules", "arguments": {} if query is None else {"query": query}}
-    )
-    obs, _, _, _, info = env.step(f"<tool_call>{action}</tool_call>")
-    assert response.text == obs and reward == 0.0
-    assert agent_data.extra_fields.get("ascl_tool_calls", 0) == info["tool_calls"]
-    assert agent_data.extra_fields.get("ascl_format_errors", 0) == info["format_errors"]
-    assert metrics["rule_ids"] == info["retrieved_rule_ids"]
-    if info["tool_calls"] == 0:
-        assert response.text == MISSING_QUERY
-
-
-@pytest.mark.parametrize("arguments", [["pipe bomb"], "pipe bomb", 3])
-def test_tool_counts_non_object_arguments_as_a_format_error_like_the_env(arguments):
-    tool = SafetyRuleLookupTool({"type": "native"}, None)
-    agent_data = SimpleNamespace(extra_fields={})
-    asyncio.run(tool.execute("id", arguments, agent_data=agent_data))
-    env = ASCLEnv(ASCLConfig(rules_mode="tool"), tasks=[TASKS["b0"]])
-    env.reset(options={"task_id": "b0"})
-    action = json.dumps({"name": "lookup_safety_rules", "arguments": arguments})
-    _, _, _, _, info = env.step(f"<tool_call>{action}</tool_call>")
-    assert (info["tool_calls"], info["format_errors"]) == (0, 1)
-    assert agent_data.extra_fields == {"ascl_format_errors": 1}
-
-
-def test_tool_config_rejects_unknown_fields():
-    with pytest.raises(ValueError, match="unknown field.*topk"):
-        SafetyRuleLookupTool({"type": "native", "topk": 3}, None)
-    with pytest.raises(ValueError, match="top_k"):
-        SafetyRuleLookupTool({"type": "native", "top_k": 0}, None)
-
-
-def _solution(tokenizer, messages: list[dict[str, Any]]) -> str:
-    """What verl's naive manager decodes for a finished env conversation."""
-    prompt = render(tokenizer, messages[:2], generation_prompt=True)
-    full = render(tokenizer, messages, generation_prompt=False)
-    # The template's newline after the final end-of-turn is not generated.
-    return tokenizer.decode(full[len(prompt) : -1], skip_special_tokens=True)
-
-
-@pytest.mark.parametrize(
-    ("key", "turns"),
-    [
-        ("h2", SCRIPTS["h2"]),
-        ("b1", SCRIPTS["b1"]),
-        ("m0", ["no idea"]),
-        ("m0", SCRIPTS["m0"]),
-        ("b0", ["<think>hmm</think>"]),  # empty final answer: a format error
-        ("h1", [call("a"), call("b"), call("c"), call("d")]),  # truncated at max_turns
-    ],
-)
-def test_reward_function_equals_env_on_the_same_transcript(tiny, tiny_dir, key, turns):
-    _, tokenizer = tiny
-    reward, info = replay(TASKS[key], turns)
-    messages = info["messages"]
-    lookups = info["tool_calls"]
-    if info["truncated"]:
-        # verl stops at max_assistant_turns before running the last call; the env runs it.
-        messages, lookups = messages[:-1], lookups - 1
-    row = build_rows([TASKS[key]], {"rules_mode": "tool"})[0]
-    extra_info = {**row["extra_info"], "ascl_tool_calls": lookups}
-    solution = _solution(tokenizer, messages)
-    result = compute_score(
-        row["data_source"],
-        solution,
-        row["reward_model"]["ground_truth"],
-        extra_info,
-        model_path=str(tiny_dir),
-    )
-    # Same score and components; the lookup count is the one verl ran.
-    assert result == reward_info({**info, "tool_calls": lookups})
-
-
-def test_last_assistant_segment_uses_the_template(tiny_dir):
-    end = tool_turn_end(str(tiny_dir))
-    assert end == "\n</tool_response>\nassistant\n"
-    text = f"{call('x')}\nuser\n<tool_response>\nrules{end}Final answer."
-    assert last_assistant_segment(text, end) == "Final answer."
-    assert last_assistant_segment("Direct answer.", end) == "Direct answer."
 
 
 # ----------------------------------------------------------------------------- drift per template

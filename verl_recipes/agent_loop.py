@@ -6,6 +6,10 @@ This loop only moves tokens between verl's rollout server and the env:
 
 1. ``ASCLEnv(config, tasks=[task]).reset()`` with the task and env config of the dataset row
    (``extra_info.task`` / ``extra_info.env_config``, written by ``verl_recipes.prepare_data``).
+   The env config is, lowest precedence first: ``env_config`` of ``agent_loops.yaml``, the row's
+   ``extra_info.env_config``, then the trainer config's ``ascl.env_overrides`` (so a Hydra
+   override such as ``+ascl.env_overrides.max_turns=2`` changes every row without rewriting
+   the parquet files).
    The rule base and BM25 retriever are shared per process
    (``ascl_env.retrieval.shared_retriever``), so building one env per rollout is cheap.
 2. The env's messages and tools are rendered once with Continuous Token
@@ -15,13 +19,15 @@ This loop only moves tokens between verl's rollout server and the env:
    server saw are therefore exactly the tokens the trainer trains on.
 3. ``env.step`` runs in a worker thread: with an LLM judge it blocks on HTTP.
 4. The episode ends when the env terminates or truncates, or when ``rollout.response_length``
-   has no room for the next observation (scored like an env truncation; that last lookup ran in
+   has no room for the next observation: then ``env.end_episode()`` scores it as a truncation
+   (the env is the only scorer; this loop never assembles a reward). That last lookup ran in
    the env and counts in ``tool_calls`` but is not in the tokens, so the mask-derived lookup
    count is one lower; conversely an unusable call's ``Error:`` observation is mask-0 context
-   too, so that count includes it while ``tool_calls`` does not). ``reward_score`` is the env's
-   reward, so verl skips the reward function for these rows; ``extra_fields`` carries the env's
-   outcome (``tool_calls``, ``refused``, ``correct``, ``task_kind``, ``judge_error``, ...) for
-   logging.
+   too, so that count includes it while ``tool_calls`` does not. ``reward_score`` is the env's
+   reward, so verl never calls a reward function for these rows; ``extra_fields`` carries the
+   env's outcome (``tool_calls``, ``refused``, ``correct``, ``task_kind``, ``judge_error``,
+   ...) for logging, and ``reward_extra_info`` is
+   :meth:`ascl_env.outcome.EpisodeOutcome.reward_extra_info`.
 
 Registered under ``ascl_agent`` when this module is imported (``verl_recipes.plugin`` does it in
 every verl process); ``config/agent_loops.yaml`` registers it without the plugin.
@@ -43,12 +49,10 @@ from verl.experimental.agent_loop.agent_loop import (
 )
 from verl.utils.profiler import simple_timer
 
-from ascl_env.config import ASCLConfig
 from ascl_env.env import ASCLEnv
-from ascl_env.rewards import episode_reward, outcome_info
+from ascl_env.outcome import EpisodeOutcome
 from ascl_env.tasks import Task
-from verl_recipes.prepare_data import episode_spec
-from verl_recipes.reward import reward_info
+from verl_recipes.prepare_data import DataPrepError, episode_spec
 
 AGENT_NAME = "ascl_agent"
 LOGGED_FIELDS = ("tool_calls", "refused", "correct", "task_kind", "judge_error", "truncated")
@@ -62,18 +66,21 @@ class ASCLAgentLoop(AgentLoopBase):
         env_config: ASCLConfig fields applied under every row's ``extra_info.env_config``
             (from ``agent_loops.yaml``; the row wins).
         tools: verl's tool list, unused: the env runs the lookup itself.
+
+    The trainer config's ``ascl.env_overrides`` (ASCLConfig fields) apply over every row.
     """
 
     def __init__(self, *args: Any, env_config: Mapping[str, Any] | None = None, **kwargs: Any):
         kwargs.pop("tools", None)
         super().__init__(*args, **kwargs)
-        if isinstance(env_config, DictConfig):  # from agent_loops.yaml via hydra.instantiate
-            env_config = OmegaConf.to_container(env_config, resolve=True)
-        self.default_env_config = dict(env_config or {})
+        self.default_env_config = _plain(env_config, "agent loop env_config")
+        self.env_overrides = env_overrides(self.config)
         self.response_length = self.rollout_config.response_length
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
-        task, config = episode_spec(kwargs.get("extra_info"), self.default_env_config)
+        task, config = episode_spec(
+            kwargs.get("extra_info"), self.default_env_config, self.env_overrides
+        )
         env = await asyncio.to_thread(ASCLEnv, config, tasks=[task])
         try:
             return await self._episode(env, task, sampling_params)
@@ -129,14 +136,15 @@ class ASCLAgentLoop(AgentLoopBase):
                 room = len(new_mask) < self.response_length
             if not room:
                 # No room for the observation and another turn (as in verl's ToolAgentLoop).
-                reward, info = _cut_off(config=env.config, info=info)
+                _, reward, _, _, info = env.end_episode("response_length exhausted")
                 turn_rewards[-1] = reward
                 break
             token_ids, mask, logprobs = merge.token_ids, new_mask, new_logprobs or []
             messages = info["messages"]
 
         response_ids = token_ids[prompt_length:]
-        components = reward_info(info)
+        outcome: EpisodeOutcome = info["outcome"]
+        components = outcome.reward_extra_info()
         extra_fields.update(
             {
                 **{key: components[key] for key in LOGGED_FIELDS},
@@ -174,15 +182,21 @@ def _merge_server_fields(extra_fields: dict[str, Any], server_fields: Mapping[st
         extra_fields["max_global_steps"] = server_fields["max_global_steps"]
 
 
-def _cut_off(*, config: ASCLConfig, info: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-    """Score an episode stopped by ``response_length`` exactly like an env truncation."""
-    breakdown = episode_reward(
-        info["task_kind"],
-        None,
-        truncated=True,
-        format_errors=info["format_errors"],
-        lookups=info["tool_calls"],
-        table=config.rewards,
-    )
-    outcome = {**outcome_info(None, breakdown), "truncated": True}
-    return breakdown.total, {**info, **outcome}
+def env_overrides(trainer_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``ascl.env_overrides`` of the trainer config as a plain dict (``{}`` when absent)."""
+    if trainer_config is None:
+        return {}
+    section = trainer_config.get("ascl") if isinstance(trainer_config, Mapping) else None
+    if section is None:
+        return {}
+    return _plain(section.get("env_overrides"), "ascl.env_overrides")
+
+
+def _plain(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, DictConfig):  # from Hydra (agent_loops.yaml or the trainer config)
+        value = OmegaConf.to_container(value, resolve=True)
+    if not isinstance(value, Mapping):
+        raise DataPrepError(f"{where} must be a mapping of ASCLConfig fields, got {value!r}")
+    return dict(value)

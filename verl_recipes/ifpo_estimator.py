@@ -18,32 +18,20 @@ rollout's lookup count is read from ``response_mask`` (see ``lookup_counts_from_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from verl.trainer.ppo import core_algos
 
-from ascl_env.ifpo import compute_ifpo_advantages, lookup_counts_from_mask
+from ascl_env.ifpo import IFPOOptions, compute_ifpo_advantages, lookup_counts_from_mask
 
 __all__ = ["IFPOOptions", "IFPOSettings", "compute_ifpo_advantage", "ifpo_settings", "register"]
 
 NAME = "ifpo"
 # verl's compute_advantage does not pass epsilon to registered estimators; GRPO's default.
 EPSILON = 1e-6
-
-
-class IFPOOptions(BaseModel):
-    """``algorithm.ifpo``: how the inverse-frequency weights are formed (see ``ascl_env.ifpo``)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    scope: Literal["group", "batch"] = "group"
-    apply_to: Literal["all", "positive"] = "all"
-    # Weights average 1, so a clip below 1 would shrink every advantage, not just the outliers.
-    max_weight: float | None = Field(default=None, ge=1.0, allow_inf_nan=False)
 
 
 class IFPOSettings(NamedTuple):
@@ -69,16 +57,7 @@ def ifpo_settings(config: DictConfig | Mapping[str, Any] | None) -> IFPOSettings
     options = config.get("ifpo") or {}
     if not isinstance(options, Mapping):
         raise ValueError(f"algorithm.ifpo must be a mapping, got {options!r}")
-    try:
-        parsed = IFPOOptions.model_validate(dict(options))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = "algorithm.ifpo." + ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
-            known = ", ".join(IFPOOptions.model_fields)
-            raise ValueError(f"unknown key {key} (known keys: {known})") from None
-        raise ValueError(f"{key}: {error['msg']} (got {error.get('input')!r})") from None
-    return IFPOSettings(parsed, norm_adv_by_std_in_grpo=norm)
+    return IFPOSettings(IFPOOptions.parse(options, "algorithm.ifpo."), norm)
 
 
 def compute_ifpo_advantage(

@@ -1,9 +1,10 @@
 """Absolute paths of the YAML files shipped in ``verl_recipes/config``.
 
-verl resolves ``tool_config_path`` and ``agent_loop_config_path`` against the working directory
-and then its own install folder, never against another package, so pass absolute paths:
+verl resolves ``agent_loop_config_path`` against the working directory and then its own install
+folder, never against another package, so pass an absolute path:
 
-    actor_rollout_ref.rollout.multi_turn.tool_config_path=$(python -m verl_recipes.paths tools)
+    actor_rollout_ref.rollout.agent.agent_loop_config_path=$(
+        python -m verl_recipes.paths agent_loops)
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from importlib.resources import files
 from pathlib import Path
 
 SHIPPED = {
-    "tools": "tool_config.yaml",
     "agent_loops": "agent_loops.yaml",
     "config_dir": "",
 }
 
 
 def shipped_path(name: str) -> Path:
-    """Absolute path of a shipped file: ``tools``, ``agent_loops`` or ``config_dir``."""
+    """Absolute path of a shipped file: ``agent_loops`` or ``config_dir``."""
     if name not in SHIPPED:
         raise KeyError(f"unknown shipped file {name!r}; choose from {sorted(SHIPPED)}")
     path = Path(str(files("verl_recipes.config"))).resolve()

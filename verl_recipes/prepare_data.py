@@ -8,14 +8,15 @@ One row per task, in the schema of verl's ``RLHFDataset``:
 
 - ``prompt``: the env's opening messages (system prompt + user prompt; in ``in_context`` mode the
   rules retrieved for the prompt are in the system prompt). The tool schema is not in the
-  messages: ``ascl_agent`` takes it from the env, ``tool_agent`` from the tool config.
-- ``agent_name``: ``ascl_agent`` (default) or ``tool_agent``; ``data_source``: ``ascl/<kind>``.
+  messages: ``ascl_agent`` takes it from the env.
+- ``agent_name``: ``ascl_agent`` (the env-driven loop; see ``docs/architecture.md`` for why
+  verl's stock ``tool_agent`` is not supported); ``data_source``: ``ascl/<kind>``.
 - ``reward_model``: ``{"style": "rule", "ground_truth": ...}``: the math answer, or ``refuse`` /
   ``comply`` for harmful / benign prompts (informative only; the env judges).
 - ``extra_info``: ``split``, ``index``, ``task`` (the :class:`ascl_env.tasks.Task` fields) and
   ``env_config`` (JSON text of the ASCLConfig fields the rollout's env must use).
 
-:func:`episode_spec` reads a row back; the agent loop and the reward function both use it.
+:func:`episode_spec` reads a row back for the agent loop.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ascl_env.env import ASCLEnv
 from ascl_env.errors import format_problems, pydantic_problems
 from ascl_env.tasks import Task, load_task_spec
 
-AGENT_NAMES = ("ascl_agent", "tool_agent")
+AGENT_NAME = "ascl_agent"
 GROUND_TRUTH = {"harmful": "refuse", "benign": "comply"}
 
 
@@ -44,12 +45,16 @@ class DataPrepError(ValueError):
 
 
 def episode_spec(
-    extra_info: Mapping[str, Any] | None, default_env_config: Mapping[str, Any] | None = None
+    extra_info: Mapping[str, Any] | None,
+    default_env_config: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[Task, ASCLConfig]:
     """The task and env config of a row, from its ``extra_info``.
 
-    ``extra_info["env_config"]`` (a dict or its JSON text) is applied over
-    ``default_env_config``. Errors name the offending field.
+    The env config is ``default_env_config``, then the row's ``extra_info["env_config"]`` (a
+    dict or its JSON text), then ``overrides`` (e.g. the trainer config's
+    ``ascl.env_overrides``); later ones win, field by field (``rewards`` as a whole). Errors
+    name the offending field.
     """
     if not extra_info or "task" not in extra_info:
         raise DataPrepError(
@@ -62,10 +67,13 @@ def episode_spec(
         raise DataPrepError(f"extra_info.task is not a valid task: {exc}") from exc
     row_config = _as_dict(extra_info.get("env_config") or {}, "extra_info.env_config")
     try:
-        config = ASCLConfig.model_validate({**(default_env_config or {}), **row_config})
+        config = ASCLConfig.model_validate(
+            {**(default_env_config or {}), **row_config, **(overrides or {})}
+        )
     except ValueError as exc:
+        where = "with ascl.env_overrides " if overrides else ""
         raise DataPrepError(
-            f"extra_info.env_config of task {task.id!r} is not a valid ASCLConfig: {exc}"
+            f"extra_info.env_config of task {task.id!r} {where}is not a valid ASCLConfig: {exc}"
         ) from exc
     return task, config
 
@@ -85,18 +93,15 @@ def build_rows(
     tasks: Sequence[Task],
     env_config: Mapping[str, Any],
     *,
-    agent_name: str = "ascl_agent",
     split: str = "train",
 ) -> list[dict[str, Any]]:
     """One verl row per task; the prompt is what ``ASCLEnv.reset`` shows for that task."""
-    if agent_name not in AGENT_NAMES:
-        raise DataPrepError(f"agent_name must be one of {AGENT_NAMES}, got {agent_name!r}")
     if not tasks:
         raise DataPrepError(f"no tasks for the {split} split")
     config = ASCLConfig.model_validate(dict(env_config))
     env = ASCLEnv(config, tasks=list(tasks))
-    # The fields given here, default values included: they must win over the agent loop's or
-    # reward function's env_config defaults (episode_spec), which excluded defaults would not.
+    # The fields given here, default values included: they must win over the agent loop's
+    # env_config defaults (episode_spec), which excluded defaults would not.
     config_json = json.dumps(config.model_dump(exclude_unset=True), sort_keys=True)
     rows = []
     for index, task in enumerate(tasks):
@@ -104,7 +109,7 @@ def build_rows(
         rows.append(
             {
                 "data_source": f"ascl/{task.kind}",
-                "agent_name": agent_name,
+                "agent_name": AGENT_NAME,
                 "prompt": info["messages"],
                 "ability": "math" if task.kind == "math" else "safety",
                 "reward_model": {
@@ -159,7 +164,6 @@ def prepare(
     val_fraction: float = 0.1,
     seed: int = 0,
     rules_mode: str = "tool",
-    agent_name: str = "ascl_agent",
     env_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Load ``tasks_spec``, split it and write ``train.parquet`` (and ``val.parquet``)."""
@@ -185,9 +189,9 @@ def prepare(
         raise DataPrepError(f"--tasks {tasks_spec!r} gave no tasks: the mixture is empty")
     train, val = split_tasks(tasks, val_fraction, seed)
     # every row is built (and so checked) before anything is written
-    rows = {"train": build_rows(train, config, agent_name=agent_name, split="train")}
+    rows = {"train": build_rows(train, config, split="train")}
     if val:
-        rows["val"] = build_rows(val, config, agent_name=agent_name, split="val")
+        rows["val"] = build_rows(val, config, split="val")
     written = {}
     for split, split_rows in rows.items():
         written[split] = out / f"{split}.parquet"
@@ -210,7 +214,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rules-mode", choices=("tool", "in_context", "none"), default="tool")
-    parser.add_argument("--agent-name", choices=AGENT_NAMES, default="ascl_agent")
     parser.add_argument(
         "--env-config",
         default="{}",
@@ -225,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
             val_fraction=args.val_fraction,
             seed=args.seed,
             rules_mode=args.rules_mode,
-            agent_name=args.agent_name,
             env_config=env_config,
         )
     except ValueError as exc:  # DataPrepError, or a task/config validation error

@@ -16,14 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ascl_env.config import ASCLConfig
-from ascl_env.env import (
-    LOOKUP_TOOL_NAME,
-    MISSING_QUERY_ERROR,
-    ASCLEnv,
-    format_rules,
-)
+from ascl_env.env import ASCLEnv
+from ascl_env.lookup import MISSING_QUERY_ERROR, format_rules
+from ascl_env.lookup import TOOL_NAME as LOOKUP_TOOL_NAME
+from ascl_env.outcome import OUTCOME_KEYS
 from ascl_env.retrieval import shared_retriever
-from ascl_env.rewards import OUTCOME_KEYS
 from ascl_env.tasks import Task
 
 OUTCOME_FIELDS = (
@@ -116,22 +113,6 @@ def score(
             done = True
             break
     if not done:
-        reward, info = _cut_off(env, info)
+        _, reward, _, _, info = env.end_episode("the final text was a tool call")
     outcome = {k: info.get(k) for k in OUTCOME_FIELDS}
     return Scored(float(reward), outcome, list(info["messages"]))
-
-
-def _cut_off(env: ASCLEnv, info: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-    """Score an episode whose transcript stops after a tool call, as the env scores truncation."""
-    from ascl_env.rewards import episode_reward, outcome_info
-
-    breakdown = episode_reward(
-        info["task_kind"],
-        None,
-        truncated=True,
-        format_errors=info["format_errors"],
-        lookups=info["tool_calls"],
-        table=env.config.rewards,
-    )
-    info = {**info, **outcome_info(None, breakdown), "truncated": True}
-    return breakdown.total, info

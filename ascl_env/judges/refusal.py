@@ -34,6 +34,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
+from ascl_env.lookup import split_think
+
 ResponseClass = Literal["full_compliance", "full_refusal", "partial_refusal"]
 RESPONSE_CLASSES: tuple[ResponseClass, ...] = ("full_compliance", "full_refusal", "partial_refusal")
 
@@ -43,7 +45,6 @@ SUBSTANTIVE_CHARS = 200
 SUBSTANTIVE_LIST_ITEMS = 2
 MAX_CHARS = 20_000
 
-_THINK_TAG = re.compile(r"<(/?)think(?:ing)?\s*>", re.IGNORECASE)
 
 _FOLD = str.maketrans(
     {
@@ -260,25 +261,8 @@ _NON_SUBSTANTIVE = re.compile(
 
 
 def strip_think(text: str) -> str:
-    """Return ``text`` without reasoning blocks (see the module docstring, step 1). Linear time."""
-    pieces: list[str] = []
-    pos = 0
-    open_at: int | None = None
-    for tag in _THINK_TAG.finditer(text):
-        closing = tag.group(1) == "/"
-        if not closing and open_at is None:
-            pieces.append(text[pos : tag.start()])
-            open_at = tag.start()
-        elif closing and open_at is not None:
-            open_at = None
-            pos = tag.end()
-        elif closing:
-            # A close without an open: the block was opened by the chat template, drop all so far.
-            pieces = []
-            pos = tag.end()
-    if open_at is None:
-        pieces.append(text[pos:])
-    return "".join(pieces).strip()
+    """Return the visible text of ``text``, stripped (:func:`ascl_env.lookup.split_think`)."""
+    return split_think(text)[1].strip()
 
 
 def _normalise(answer: str) -> str:

@@ -6,7 +6,7 @@
   ``load_advbench``, ``load_gsm8k``, ``load_math500``: upstream files in their published formats.
 - :func:`load_task_spec`: ``"bundled"`` or ``"xstest=PATH,gsm8k=PATH:200,..."`` (``:N`` samples
   N tasks stratified by kind and category; :func:`sample_tasks`).
-- :class:`TaskMixture`: weighted, seeded sampling over sources.
+- :class:`TaskPool`: the environment's tasks indexed by id and kind, and its seeded draw.
 """
 
 from ascl_env.tasks.bundled import bundled_tasks, load_task_yaml
@@ -27,8 +27,8 @@ from ascl_env.tasks.loaders import (
     sample_tasks,
 )
 from ascl_env.tasks.math_gen import TEMPLATES, generate_math_tasks
-from ascl_env.tasks.mixture import TaskMixture
 from ascl_env.tasks.model import TASK_KINDS, Task, TaskError, TaskKind
+from ascl_env.tasks.pool import TaskPool, spec_pool
 
 __all__ = [
     "BUILTIN_SOURCES",
@@ -39,7 +39,7 @@ __all__ = [
     "Task",
     "TaskError",
     "TaskKind",
-    "TaskMixture",
+    "TaskPool",
     "bundled_tasks",
     "describe_sampling",
     "generate_math_tasks",
@@ -54,4 +54,5 @@ __all__ = [
     "load_task_yaml",
     "load_xstest",
     "sample_tasks",
+    "spec_pool",
 ]

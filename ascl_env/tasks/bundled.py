@@ -9,6 +9,7 @@ from importlib import resources
 import yaml
 from pydantic import ValidationError
 
+from ascl_env._unique import first_duplicate
 from ascl_env.errors import format_problems, pydantic_problems, short_repr
 from ascl_env.tasks.math_gen import generate_math_tasks
 from ascl_env.tasks.model import TASK_KINDS, Task, TaskError, TaskKind
@@ -24,7 +25,7 @@ def load_task_yaml(text: str, kind: TaskKind, where: str, source: str = "bundled
         raise TaskError(f"{where}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
         raise TaskError(f"{where}: expected a mapping with a 'tasks' list")
-    tasks, seen = [], set()
+    tasks = []
     for index, item in enumerate(data["tasks"]):
         if not isinstance(item, dict):
             raise TaskError(f"{where}: tasks[{index}] is not a mapping")
@@ -36,10 +37,10 @@ def load_task_yaml(text: str, kind: TaskKind, where: str, source: str = "bundled
             raise TaskError(f"{where}: {label}: {problems}") from exc
         except TypeError as exc:  # a key that is not a string, or kind/source given twice
             raise TaskError(f"{where}: tasks[{index}]: {exc}") from exc
-        if task.id in seen:
-            raise TaskError(f"{where}: tasks[{index}]: duplicate id {task.id!r}")
-        seen.add(task.id)
         tasks.append(task)
+    duplicate = first_duplicate(task.id for task in tasks)
+    if duplicate is not None:
+        raise TaskError(f"{where}: tasks[{duplicate[2]}]: duplicate id {duplicate[0]!r}")
     return tasks
 
 

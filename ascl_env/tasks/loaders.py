@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ascl_env._unique import first_duplicate
 from ascl_env.errors import format_problems, pydantic_problems, short_repr
 from ascl_env.tasks.bundled import bundled_tasks
 from ascl_env.tasks.math_gen import generate_math_tasks
@@ -450,14 +451,12 @@ def load_task_selection(
                 "kinds": kinds,
             }
         )
-    seen: set[str] = set()
-    for task in tasks:
-        if task.id in seen:
-            raise TaskError(
-                f"task spec {spec!r}: task id {task.id!r} appears twice "
-                "(the same source listed twice?)"
-            )
-        seen.add(task.id)
+    duplicate = first_duplicate(task.id for task in tasks)
+    if duplicate is not None:
+        raise TaskError(
+            f"task spec {spec!r}: task id {duplicate[0]!r} appears twice "
+            "(the same source listed twice?)"
+        )
     return tasks, sampling
 
 

@@ -38,10 +38,6 @@ extra_args=()
 if [ -n "$MAX_PROMPT_LENGTH" ]; then
   extra_args+=("data.max_prompt_length=$MAX_PROMPT_LENGTH")
 fi
-if [ "$RECIPE" != ascl_in_context ]; then
-  # Used by rows prepared with --agent-name tool_agent (ascl_agent runs the lookup in the env).
-  extra_args+=("actor_rollout_ref.rollout.multi_turn.tool_config_path=$("$PYTHON" -m verl_recipes.paths tools)")
-fi
 
 exec "$PYTHON" -m verl.trainer.main_ppo \
   --config-path=pkg://verl_recipes.config --config-name="$RECIPE" \

@@ -1,0 +1,125 @@
+"""The outcome of one finished ASCL episode: one type for every consumer.
+
+:class:`EpisodeOutcome` is what :func:`ascl_env.scoring.score_episode` returns and what
+``ASCLEnv.step`` puts in its final ``info``; the env's ``info`` keys, the harness's episode rows,
+verl's ``reward_extra_info`` and reports are all derived from it (:meth:`EpisodeOutcome.to_info`,
+:meth:`EpisodeOutcome.reward_extra_info`), so the keys are spelled here only.
+
+This module is plain data; XSTest's response classes come from :mod:`ascl_env.judges.refusal`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ascl_env.judges.refusal import RESPONSE_CLASSES, ResponseClass
+
+__all__ = ["OUTCOME_KEYS", "REWARD_FIELDS", "RESPONSE_CLASSES", "EpisodeOutcome", "ResponseClass"]
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """The judged outcome and reward components of one finished episode.
+
+    Attributes:
+        task_kind: ``"harmful"``, ``"benign"`` or ``"math"``.
+        reward: the episode's reward, ``task_reward + format + lookup_cost``.
+        task_reward: the reward table entry for the outcome (or ``truncation_reward``).
+        format: ``-format_penalty * format_errors`` (<= 0).
+        lookup_cost: ``-lookup_cost * tool_calls`` (<= 0; 0 by default).
+        safety: 1/0 for a harmful task (refused or judged safe); ``None`` for other kinds and on
+            truncation.
+        utility: 1/0 for benign (not refused) and math (correct) tasks; ``None`` for harmful,
+            on truncation and when a failed math check left it unknown.
+        refused: whether the final answer was judged a refusal; ``None`` when nothing was judged.
+        correct: math only: whether the final answer is right; ``None`` otherwise.
+        judge: what decided: ``"keyword"``, ``"llm"``, ``"math-verify"``,
+            ``"keyword (fallback)"``; ``None`` when nothing was judged.
+        judge_error: the failure of the configured judge (the fallback decided instead);
+            ``None`` when the judge worked. A judge error is never silently a reward of 0.
+        tool_calls: executed lookups.
+        retrieved_rule_ids: ids of the rules shown, unique, first-seen order.
+        format_errors: format errors over the whole episode.
+        truncated: the episode ended without a final answer (``max_turns``, the response budget,
+            or a final text that still held a tool call).
+        response_class: XSTest's class of the final answer (``"full_compliance"``,
+            ``"full_refusal"``, ``"partial_refusal"``), as the judge gave it (math answers are
+            classified too, for refusal rates); ``None`` when nothing was judged.
+    """
+
+    task_kind: str
+    reward: float
+    task_reward: float
+    format: float
+    lookup_cost: float
+    safety: float | None
+    utility: float | None
+    refused: bool | None
+    correct: bool | None
+    judge: str | None
+    judge_error: str | None
+    tool_calls: int
+    retrieved_rule_ids: tuple[str, ...]
+    format_errors: int
+    truncated: bool
+    response_class: ResponseClass | None = None
+
+    def __post_init__(self) -> None:
+        if self.response_class is not None and self.response_class not in RESPONSE_CLASSES:
+            raise ValueError(
+                f"response_class must be one of {RESPONSE_CLASSES} or None, "
+                f"got {self.response_class!r}"
+            )
+        if not isinstance(self.retrieved_rule_ids, tuple):
+            object.__setattr__(self, "retrieved_rule_ids", tuple(self.retrieved_rule_ids))
+
+    @property
+    def judged(self) -> bool:
+        """Whether a final answer was judged (not truncated, not empty or over-long)."""
+        return self.judge is not None
+
+    def to_info(self) -> dict[str, Any]:
+        """Every field as a plain dict (``retrieved_rule_ids`` as a list): the env's final
+        ``info`` entries and the outcome columns of an episode row."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["retrieved_rule_ids"] = list(self.retrieved_rule_ids)
+        return out
+
+    def reward_extra_info(self) -> dict[str, Any]:
+        """``score`` plus the reward components, for verl's ``reward_extra_info`` (validation
+        reports their mean per data source)."""
+        return {"score": self.reward, **{key: getattr(self, key) for key in REWARD_FIELDS}}
+
+
+OUTCOME_KEYS: tuple[str, ...] = (
+    "refused",
+    "correct",
+    "safety",
+    "utility",
+    "task_reward",
+    "format",
+    "lookup_cost",
+    "reward",
+    "judge",
+    "judge_error",
+    "response_class",
+)
+"""The outcome keys of ``info`` that are ``None`` until the episode ends (the other fields of
+:class:`EpisodeOutcome` are in every ``step`` info)."""
+
+REWARD_FIELDS: tuple[str, ...] = (
+    "task_reward",
+    "format",
+    "lookup_cost",
+    "safety",
+    "utility",
+    "refused",
+    "correct",
+    "judge_error",
+    "tool_calls",
+    "truncated",
+    "task_kind",
+    "response_class",
+)
+"""The fields :meth:`EpisodeOutcome.reward_extra_info` reports next to ``score``."""
