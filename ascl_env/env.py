@@ -235,16 +235,23 @@ class ASCLEnv(gym.Env[str, str]):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
     _spec: EnvSpec | None = None
+    _raw_spec: EnvSpec | None = None
 
     @property
     def spec(self) -> EnvSpec | None:
         """The spec ``gymnasium.make`` recorded, with JSON-ready kwargs (``spec.to_json()`` works
-        however the env was made; see :func:`ascl_env.registration.jsonable_spec`)."""
+        however the env was made; see :func:`ascl_env.registration.jsonable_spec`).
+
+        Built on first access: serialising a long ``tasks=`` list costs milliseconds, which
+        every ``gymnasium.make`` would otherwise pay."""
+        if self._spec is None and self._raw_spec is not None:
+            self._spec = jsonable_spec(self._raw_spec, self.config, self.render_mode)
         return self._spec
 
     @spec.setter
     def spec(self, value: EnvSpec | None) -> None:
-        self._spec = None if value is None else jsonable_spec(value, self.config, self.render_mode)
+        self._raw_spec = value
+        self._spec = None
 
     def __init__(
         self,
