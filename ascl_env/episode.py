@@ -29,6 +29,7 @@ from ascl_env.config import ASCLConfig
 from ascl_env.env import ASCLEnv
 from ascl_env.integrations.scoring import OUTCOME_FIELDS, as_task
 from ascl_env.lookup import TOOL_NAME as LOOKUP_TOOL_NAME
+from ascl_env.lookup import hermes_call
 from ascl_env.tasks import Task
 
 ToolMode = Literal["native", "hermes"]
@@ -89,8 +90,7 @@ def tool_calls_to_text(content: str | None, tool_calls: Sequence[Mapping[str, An
                 arguments = json.loads(arguments)
             except json.JSONDecodeError:
                 pass
-        payload = {"name": function.get("name"), "arguments": arguments}
-        parts.append(f"<tool_call>\n{json.dumps(payload, ensure_ascii=False)}\n</tool_call>")
+        parts.append(hermes_call(function.get("name"), arguments, ensure_ascii=False))
     return "\n".join(parts)
 
 

@@ -83,9 +83,12 @@ def tool_schema() -> dict[str, Any]:
     }
 
 
-def hermes_call(name: Any, arguments: Any) -> str:
-    """A Hermes ``<tool_call>`` block for any name and arguments (JSON, on its own lines)."""
-    payload = json.dumps({"name": name, "arguments": arguments})
+def hermes_call(name: Any, arguments: Any, *, ensure_ascii: bool = True) -> str:
+    """A Hermes ``<tool_call>`` block for any name and arguments (JSON, on its own lines).
+
+    ``ensure_ascii=False`` keeps non-ASCII text as is instead of ``\\u`` escapes.
+    """
+    payload = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=ensure_ascii)
     return f"<tool_call>\n{payload}\n</tool_call>"
 
 

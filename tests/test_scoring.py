@@ -101,18 +101,18 @@ def test_think_with_a_space_is_reasoning_for_parser_and_judge_alike():
 def test_the_tool_name_is_written_in_one_module():
     found = {
         str(path.relative_to(REPO))
-        for folder in ("ascl_env", "verl_recipes")
+        for folder in ("ascl_env", "verl_recipes", "benchmarks", "examples")
         for path in (REPO / folder).rglob("*.py")
         if TOOL_NAME in path.read_text(encoding="utf-8")
     }
     # TRL and verifiers' MCP toolset take a tool's name from its method name, so those adapters
-    # define a method named so. The harness (bench/) is being switched to ascl_env.lookup.
+    # define a method named so.
     allowed = {
         "ascl_env/lookup.py",
         "ascl_env/integrations/trl.py",
         "ascl_env/integrations/verifiers.py",
     }
-    assert {f for f in found if not f.startswith("ascl_env/bench/")} <= allowed
+    assert found <= allowed
     assert "ascl_env/lookup.py" in found
 
 

@@ -25,6 +25,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ascl_env.lookup import format_tool_call
+
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the conversion changes so stale caches are rebuilt rather than reused.
 SMOLLM2_CACHE_NAME = "smollm2-135m-instruct-bf16-v2"
@@ -201,8 +203,7 @@ def _tokenizer_corpus(seed: int) -> list[str]:
             lines.append(sentence.capitalize())
         elif kind == 1:
             query = " ".join(rng.choice(words) for _ in range(rng.randint(2, 6)))
-            call = {"name": "lookup_safety_rules", "arguments": {"query": query}}
-            lines.append(f"<tool_call>\n{json.dumps(call)}\n</tool_call>")
+            lines.append(format_tool_call(query))
         else:
             a, b = rng.randint(0, 999), rng.randint(0, 999)
             op, result = rng.choice((("+", a + b), ("-", a - b), ("*", a * b)))

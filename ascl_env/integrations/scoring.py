@@ -17,8 +17,9 @@ from typing import Any
 
 from ascl_env.config import ASCLConfig
 from ascl_env.env import ASCLEnv
-from ascl_env.lookup import MISSING_QUERY_ERROR, format_rules
+from ascl_env.lookup import MISSING_QUERY_ERROR, NO_TOOLS_ERROR, error_result, format_rules
 from ascl_env.lookup import TOOL_NAME as LOOKUP_TOOL_NAME
+from ascl_env.lookup import hermes_call as lookup_hermes_call
 from ascl_env.outcome import OUTCOME_KEYS
 from ascl_env.retrieval import shared_retriever
 from ascl_env.tasks import Task
@@ -71,16 +72,15 @@ def as_task(task: Task | Mapping[str, Any] | str, where: str = "task") -> Task:
 
 def hermes_call(query: str) -> str:
     """A lookup written the way the env reads it."""
-    payload = {"name": LOOKUP_TOOL_NAME, "arguments": {"query": query}}
-    return f"<tool_call>\n{json.dumps(payload, ensure_ascii=False)}\n</tool_call>"
+    return lookup_hermes_call(LOOKUP_TOOL_NAME, {"query": query}, ensure_ascii=False)
 
 
 def lookup(query: Any, config: ASCLConfig) -> tuple[str, list[str]]:
     """Answer one lookup as the env does: the rules text (or ``Error: ...``) and the rule ids."""
     if config.rules_mode != "tool":
-        return "Error: no tools are available in this episode; reply with your final answer", []
+        return error_result(NO_TOOLS_ERROR), []
     if not isinstance(query, str) or not query.strip():
-        return f"Error: {MISSING_QUERY_ERROR}", []
+        return error_result(MISSING_QUERY_ERROR), []
     retriever = shared_retriever(config.rule_base_path, config.retriever_backend)
     return format_rules(retriever.search(query, config.top_k), config.max_rule_chars)
 

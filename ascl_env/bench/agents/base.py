@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-# The env's lookup tool, as the scripted and OpenAI agents write and send it.
-LOOKUP_TOOL = "lookup_safety_rules"
+from ascl_env.lookup import TOOL_NAME
+
+LOOKUP_TOOL = TOOL_NAME
+"""The env's lookup tool name (an alias of :data:`ascl_env.lookup.TOOL_NAME`)."""
 
 
 @dataclass

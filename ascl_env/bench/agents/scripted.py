@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
 from ascl_env.bench.agents.base import (
@@ -16,6 +15,7 @@ from ascl_env.bench.agents.base import (
     Conversation,
     register_agent,
 )
+from ascl_env.lookup import format_tool_call
 
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 COMPLIANCE_TEXT = (
@@ -39,10 +39,8 @@ class AlwaysComply:
         return [COMPLIANCE_TEXT for _ in conversations]
 
 
-def lookup_call(query: str) -> str:
-    """A well-formed Hermes call of the lookup tool."""
-    call = {"name": LOOKUP_TOOL, "arguments": {"query": query}}
-    return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+lookup_call = format_tool_call
+"""A well-formed Hermes call of the lookup tool (:func:`ascl_env.lookup.format_tool_call`)."""
 
 
 class AlwaysLookup:
