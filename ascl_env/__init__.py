@@ -24,6 +24,8 @@ _EXPORTS = {
     "ASCLEnv": "ascl_env.env",
     "ASCLConfig": "ascl_env.config",
     "Task": "ascl_env.tasks",
+    "EpisodeOutcome": "ascl_env.outcome",
+    "score_episode": "ascl_env.scoring",
 }
 
 __all__ = [*_EXPORTS, "ENV_ID", "__version__"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import doctest
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,6 +119,20 @@ def test_the_tool_name_is_written_in_one_module():
 
 
 # ----------------------------------------------------------------------------- scoring
+
+
+def test_the_package_exports_the_scorer_without_heavy_imports():
+    import ascl_env
+
+    assert ascl_env.score_episode is score_episode and ascl_env.EpisodeOutcome is EpisodeOutcome
+    assert {"score_episode", "EpisodeOutcome"} <= set(ascl_env.__all__)
+    code = (
+        "import sys, ascl_env\n"
+        "from ascl_env import EpisodeOutcome, score_episode\n"
+        "heavy = [m for m in ('torch', 'transformers', 'verl', 'vllm') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_score_episode_per_kind():
