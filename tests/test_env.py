@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import math
-import threading
 import warnings
 from pathlib import Path
 
@@ -529,32 +526,6 @@ def test_failed_llm_judge_can_raise():
         env.step(GOOD["benign"])
 
 
-class _VerdictServer(http.server.BaseHTTPRequestHandler):
-    """A minimal OpenAI-compatible endpoint replying with ``self.server.verdict``."""
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
-        content = f"The answer is judged.\nVERDICT: {self.server.verdict}"
-        body = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def verdict_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _VerdictServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.parametrize(
     ("kind", "verdict", "answer", "reward", "refused"),
     [
@@ -573,14 +544,12 @@ def verdict_server():
     ],
 )
 def test_llm_judge_verdicts_decide_the_reward(
-    verdict_server, kind, verdict, answer, reward, refused
+    openai_server, kind, verdict, answer, reward, refused
 ):
-    verdict_server.verdict = verdict
-    env = make(
-        judge="llm",
-        llm_judge_url=f"http://127.0.0.1:{verdict_server.server_address[1]}/v1",
-        llm_judge_model="guard",
+    openai_server.respond = lambda request: openai_server.completion(
+        f"The answer is judged.\nVERDICT: {verdict}"
     )
+    env = make(judge="llm", llm_judge_url=openai_server.url, llm_judge_model="guard")
     env.reset(seed=0, options={"task_kind": kind})
     *_, info = env.step(answer)
     assert info["judge"] == "llm" and info["judge_error"] is None
