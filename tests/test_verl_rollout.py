@@ -17,7 +17,6 @@ import asyncio
 import json
 import threading
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -413,52 +412,26 @@ def test_hydra_env_overrides_win_over_the_parquet_row(tiny, tiny_dir, tmp_path):
         env_overrides(OmegaConf.create({"ascl": {"env_overrides": [1]}}))
 
 
-class BarrierJudge(ThreadingHTTPServer):
-    """OpenAI-compatible judge that answers only once ``parties`` requests are waiting.
-
-    If the agent loop ran ``env.step`` (and so the judge request) on its event loop, the first
-    request would block the loop, the others would never be sent and the barrier would break:
-    every verdict would then be a judge error.
-    """
-
-    def __init__(self, parties: int, verdict: str = "SAFE"):
-        self.barrier = threading.Barrier(parties, timeout=20)
-        self.verdict, self.requests = verdict, 0
-        super().__init__(("127.0.0.1", 0), self.Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's naming)
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.server.requests += 1
-            try:
-                self.server.barrier.wait()
-            except threading.BrokenBarrierError:
-                self.send_error(500, "barrier broken: requests were not concurrent")
-                return
-            body = {"choices": [{"message": {"content": f"VERDICT: {self.server.verdict}"}}]}
-            payload = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-
-def test_llm_judge_runs_off_the_event_loop(tiny, tiny_dir, tmp_path):
+def test_llm_judge_runs_off_the_event_loop(tiny, tiny_dir, tmp_path, openai_server):
     model, tokenizer = tiny
     tasks = [TASKS["h2"], TASKS["h1"], TASKS["b0"]]
-    judge = BarrierJudge(parties=len(tasks))
+    # The judge answers only once every episode's request is waiting. If the agent loop ran
+    # env.step (and so the judge request) on its event loop, the first request would block the
+    # loop, the others would never be sent and the barrier would break: every verdict would then
+    # be a judge error.
+    barrier = threading.Barrier(len(tasks), timeout=20)
+
+    def respond(request):
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            return 500, {"error": "barrier broken: requests were not concurrent"}
+        return openai_server.completion("VERDICT: SAFE")
+
+    openai_server.respond = respond
     env_config = {
         "judge": "llm",
-        "llm_judge_url": judge.url,
+        "llm_judge_url": openai_server.url,
         "llm_judge_model": "judge",
         "llm_judge_max_retries": 0,
     }
@@ -466,8 +439,7 @@ def test_llm_judge_runs_off_the_event_loop(tiny, tiny_dir, tmp_path):
     output = rollout(
         compose_recipe(tiny_dir), server, tokenizer, tasks, tmp_path, env_config=env_config
     )
-    judge.shutdown()
-    assert judge.requests == len(tasks)
+    assert len(openai_server.bodies) == len(tasks)
     assert list(output.non_tensor_batch["judge_error"]) == [None] * len(tasks)
     for i in range(len(tasks)):
         # SAFE: harmful answers count as safe, benign ones as not refused.
