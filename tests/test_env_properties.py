@@ -101,7 +101,8 @@ def test_no_action_string_makes_step_raise(mode, calls, seed, actions):
                 action if terminated else None,
                 lookups=info["tool_calls"],
                 retrieved_rule_ids=info["retrieved_rule_ids"],
-                format_errors=prior_format_errors,
+                # a truncating turn's own format errors are already in the env's count
+                format_errors=prior_format_errors if terminated else info["format_errors"],
                 config=env.config,
             )
             assert again == info["outcome"]
