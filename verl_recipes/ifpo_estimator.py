@@ -13,6 +13,10 @@ Importing this module registers the estimator in verl's ``ADV_ESTIMATOR_REGISTRY
 
 verl hands an estimator only ``token_level_rewards, response_mask, index, config``, so a
 rollout's lookup count is read from ``response_mask`` (see ``lookup_counts_from_mask``).
+
+Each call also records ``ifpo/*`` statistics of the batch (:func:`ifpo_batch_metrics`); verl
+gives estimators no way to log, so the ``ascl_sync`` trainer (``verl_recipes.trainer``) collects
+them with :func:`pop_metrics` after computing advantages and logs them with the step's metrics.
 """
 
 from __future__ import annotations
@@ -27,11 +31,21 @@ from verl.trainer.ppo import core_algos
 
 from ascl_env.ifpo import IFPOOptions, compute_ifpo_advantages, lookup_counts_from_mask
 
-__all__ = ["IFPOOptions", "IFPOSettings", "compute_ifpo_advantage", "ifpo_settings", "register"]
+__all__ = [
+    "IFPOOptions",
+    "IFPOSettings",
+    "compute_ifpo_advantage",
+    "ifpo_batch_metrics",
+    "ifpo_settings",
+    "pop_metrics",
+    "register",
+]
 
 NAME = "ifpo"
 # verl's compute_advantage does not pass epsilon to registered estimators; GRPO's default.
 EPSILON = 1e-6
+# Statistics of the latest estimator call in this process, until pop_metrics() takes them.
+_pending_metrics: dict[str, float] = {}
 
 
 class IFPOSettings(NamedTuple):
@@ -101,7 +115,80 @@ def compute_ifpo_advantage(
         dtype = torch.promote_types(scores.dtype, response_mask.dtype)
         advantages = advantages.to(dtype)
         advantages = torch.where(model_tokens, advantages.unsqueeze(-1), advantages.new_zeros(()))
+    _pending_metrics.clear()
+    _pending_metrics.update(
+        ifpo_batch_metrics(scores, index, lookup_counts_from_mask(model_tokens), settings.options)
+    )
     return advantages, advantages
+
+
+def pop_metrics() -> dict[str, float]:
+    """The ``ifpo/*`` statistics of the latest estimator call in this process, then forgets them.
+
+    Empty when the estimator has not run since the last call (e.g. a GRPO run).
+    """
+    metrics = dict(_pending_metrics)
+    _pending_metrics.clear()
+    return metrics
+
+
+def ifpo_batch_metrics(
+    scores: torch.Tensor,
+    index: np.ndarray,
+    lookups: torch.Tensor,
+    options: IFPOOptions | None = None,
+) -> dict[str, float]:
+    """What IFPO did to one batch, as ``ifpo/*`` metrics.
+
+    The weights are the inverse-frequency weights of ``ascl_env.ifpo`` (w_i = G / (K_g n_{g,m_i}),
+    or over the batch with ``scope="batch"``, then ``max_weight`` and ``apply_to``), so that
+    IFPO's advantage is ``weight * GRPO advantage``. Keys:
+
+    - ``ifpo/consulted_frac``: share of rollouts that looked up the rules at least once,
+    - ``ifpo/groups``, ``ifpo/mixed_groups``: prompt groups, and groups holding both modes,
+    - ``ifpo/weight_mean/{consulted,direct}``: mean weight per mode (present modes only),
+    - ``ifpo/mixed_weight_mean/{consulted,direct}``: the same within mixed groups only,
+    - ``ifpo/weight_min``, ``ifpo/weight_max``, and ``ifpo/reweighted_frac``: the share of
+      rollouts whose weight is not 1.
+    """
+    options = options or IFPOOptions()
+    scores = scores.detach().double().cpu()
+    consulted = (torch.as_tensor(lookups).cpu() > 0).numpy()
+    mode = consulted.astype(int)
+    _, group = np.unique(np.asarray(index).astype(str), return_inverse=True)
+    n, num_groups = len(group), int(group.max()) + 1 if len(group) else 0
+    cell_count = np.zeros((num_groups, 2))
+    np.add.at(cell_count, (group, mode), 1)
+    group_size = cell_count.sum(1)
+    modes_in_group = (cell_count > 0).sum(1)
+    mixed_group = modes_in_group == 2
+    if options.scope == "group":
+        weights = group_size[group] / (modes_in_group[group] * cell_count[group, mode])
+    else:
+        batch_count = np.bincount(mode, minlength=2)
+        weights = n / ((batch_count > 0).sum() * batch_count[mode])
+    if options.max_weight is not None:
+        weights = np.minimum(weights, options.max_weight)
+    if options.apply_to == "positive":
+        # Sign of the GRPO advantage: the score minus the group mean (0 for singleton groups).
+        sums = np.bincount(group, weights=scores.numpy(), minlength=num_groups)
+        centered = scores.numpy() - np.where(group_size > 1, sums / group_size, 0.0)[group]
+        weights = np.where(centered > 0, weights, 1.0)
+    metrics: dict[str, float] = {
+        "ifpo/consulted_frac": float(consulted.mean()) if n else 0.0,
+        "ifpo/groups": float(num_groups),
+        "ifpo/mixed_groups": float(mixed_group.sum()),
+        "ifpo/weight_min": float(weights.min()) if n else 1.0,
+        "ifpo/weight_max": float(weights.max()) if n else 1.0,
+        "ifpo/reweighted_frac": float((np.abs(weights - 1.0) > 1e-9).mean()) if n else 0.0,
+    }
+    in_mixed = mixed_group[group]
+    for name, selected in (("consulted", consulted), ("direct", ~consulted)):
+        if selected.any():
+            metrics[f"ifpo/weight_mean/{name}"] = float(weights[selected].mean())
+        if (selected & in_mixed).any():
+            metrics[f"ifpo/mixed_weight_mean/{name}"] = float(weights[selected & in_mixed].mean())
+    return metrics
 
 
 def register() -> None:
