@@ -12,7 +12,9 @@ step's logged metrics, computed right after the advantages:
   another estimator ran,
 - ``ascl/*``: per task kind (``harmful``, ``benign``, ``math``, ...), the share of rollouts that
   looked up the rules (``ascl/lookup_rate/<kind>``, from the env's ``tool_calls``) and the mean
-  env reward (``ascl/reward/<kind>``), plus the overall ``ascl/lookup_rate``.
+  env reward (``ascl/reward/<kind>``), the overall ``ascl/lookup_rate``, and
+  ``ascl/env_rollouts``: how many rollouts carry the env's outcome (``task_kind`` and
+  ``tool_calls`` from the ``ascl_agent`` loop).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def ascl_rollout_metrics(
     return metrics
 
 
+def _as_list(value: Any) -> list[Any]:
+    """A TransferQueue non-tensor column as a list of plain Python values."""
+    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    return [getattr(item, "data", item) for item in items]
+
+
 def _kind(extra: Any, data_source: Any) -> str:
     if isinstance(extra, dict) and extra.get("task_kind"):
         return str(extra["task_kind"])
@@ -70,15 +78,17 @@ class ASCLSyncTrainer(PPOTrainerSync):
             partition_id=batch.partition_id,
             select_fields=["extra_fields", "data_source", "rm_scores"],
         )
-        extras = data["extra_fields"].tolist()
-        sources = data["data_source"].tolist()
+        extras = _as_list(data["extra_fields"])
+        sources = _as_list(data["data_source"])
         rewards = data["rm_scores"].to_padded_tensor(0.0).sum(-1).tolist()
         real = [not (tag or {}).get("is_padding", False) for tag in batch.tags]
-        kinds, lookups, scores = [], [], []
+        kinds, lookups, scores, from_env = [], [], [], 0
         for keep, extra, source, reward in zip(real, extras, sources, rewards, strict=True):
             if not keep:
                 continue
+            extra = extra if isinstance(extra, dict) else {}
+            from_env += "task_kind" in extra and "tool_calls" in extra
             kinds.append(_kind(extra, source))
-            lookups.append(int((extra or {}).get("tool_calls", 0) or 0))
+            lookups.append(int(extra.get("tool_calls", 0) or 0))
             scores.append(float(reward))
-        return ascl_rollout_metrics(kinds, lookups, scores)
+        return {**ascl_rollout_metrics(kinds, lookups, scores), "ascl/env_rollouts": from_env}

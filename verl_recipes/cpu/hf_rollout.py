@@ -29,6 +29,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+# verl before anything else from this package: a process whose first import is this module (the
+# server actor) must let verl run verl_recipes.cpu.plugin before our own modules need it.
+import verl  # noqa: F401  isort: skip
 import ray
 import torch
 from verl.utils.config import omega_conf_to_dataclass
@@ -36,14 +39,10 @@ from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import (
     RolloutMode,
     RolloutReplica,
-    RolloutReplicaRegistry,
     TokenOutput,
 )
 
 logger = logging.getLogger(__name__)
-
-NAME = "hf"
-ADAPTER_FQDN = "verl_recipes.cpu.hf_rollout.HFServerAdapter"
 
 
 def server_actor_name(replica_rank: int) -> str:
@@ -460,11 +459,3 @@ class HFServerAdapter(BaseRollout):
                 state[name] = tensor.detach().to("cpu", copy=True)
         if server is not None:
             await server.load_weights.remote(state, global_steps)
-
-
-def register() -> None:
-    """Register ``rollout.name=hf``: the replica publicly, the adapter via the workaround."""
-    from verl_recipes.cpu.workarounds import register_rollout_adapter
-
-    RolloutReplicaRegistry.register(NAME, lambda: HFReplica)
-    register_rollout_adapter(NAME, ADAPTER_FQDN)

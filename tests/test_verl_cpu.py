@@ -1,0 +1,303 @@
+"""The CPU harness of verl_recipes.cpu: workarounds, platform, hf rollout server, metrics.
+
+The end-to-end main_ppo run is in test_verl_cpu_smoke.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("verl")
+
+from ascl_env.ifpo import compute_ifpo_advantages  # noqa: E402
+from verl_recipes.cpu import plugin, report, workarounds  # noqa: E402
+from verl_recipes.cpu.hf_rollout import HFServer, SamplingKey  # noqa: E402
+from verl_recipes.ifpo_estimator import IFPOOptions, ifpo_batch_metrics, pop_metrics  # noqa: E402
+from verl_recipes.trainer import ascl_rollout_metrics  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = "verl_recipes.cpu.plugin,verl_recipes.plugin,verl_recipes.trainer"
+
+
+def _run_python(code: str, *, cpu: bool, timeout: int = 180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env["VERL_USE_EXTERNAL_MODULES"] = MODULES
+    env.pop("VERL_PLATFORM", None)
+    if cpu:
+        env["VERL_PLATFORM"] = "cpu"
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+# ---- the two workarounds: fail loudly when verl changes ------------------------------------
+
+
+def test_installed_verl_is_the_supported_version():
+    assert workarounds.check_verl_version().startswith(workarounds.SUPPORTED_VERL)
+
+
+def test_backend_string_workaround_still_matches_verl():
+    # Fails (VerlDriftError) when verl/utils/distributed.py or engine_workers.py change.
+    original = workarounds.check_backend_string()
+    assert original.__name__ == "initialize_global_process_group_ray"
+
+
+def test_private_rollout_registry_still_matches_verl():
+    # Fails (VerlDriftError) when verl/workers/rollout/base.py's _ROLLOUT_REGISTRY changes.
+    registry = workarounds.check_rollout_registry()
+    assert registry[(plugin.HF_ROLLOUT, "async")] == plugin.HF_ADAPTER
+
+
+def test_drift_is_detected():
+    def stand_in():
+        return "something else"
+
+    with pytest.raises(workarounds.VerlDriftError, match="verl changed"):
+        workarounds._require_source(stand_in, workarounds.BACKEND_SOURCE_LINE, "stand_in")
+
+
+PROCESS_GROUP = """
+import os
+os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="{port}")
+import verl, torch.distributed as dist
+import verl.workers.engine_workers as engine_workers
+from verl.utils import distributed
+from verl_recipes.cpu import workarounds
+{call}
+print("BACKEND", dist.get_backend())
+"""
+
+
+def test_cpu_platform_needs_the_backend_workaround_and_it_works():
+    # verl's own function still builds "cpu:gloo,cpu:gloo" on the CPU platform: torch rejects
+    # it. If this starts passing, verl fixed the line and the workaround can go.
+    unpatched = _run_python(
+        PROCESS_GROUP.format(
+            port=29613,
+            call="distributed.initialize_global_process_group_ray.__wrapped__()",
+        ),
+        cpu=True,
+    )
+    assert unpatched.returncode != 0
+    assert "Duplicate device type cpu" in unpatched.stderr, unpatched.stderr[-2000:]
+    patched = _run_python(
+        PROCESS_GROUP.format(
+            port=29614, call="engine_workers.initialize_global_process_group_ray(timeout_second=60)"
+        ),
+        cpu=True,
+    )
+    assert patched.returncode == 0, patched.stderr[-2000:]
+    assert "BACKEND gloo" in patched.stdout
+
+
+# ---- the platform is opt-in ------------------------------------------------------------------
+
+PLATFORM = """
+import json, os, verl
+from verl.utils.device import get_device_name, get_nccl_backend, get_torch_device
+from verl.utils import distributed
+device = get_torch_device()
+print(json.dumps({
+    "device": get_device_name(), "backend": get_nccl_backend(),
+    "patched": hasattr(distributed.initialize_global_process_group_ray, "__wrapped__"),
+    "engine_device": os.environ.get("VERL_ENGINE_DEVICE"),
+    "allocated": device.memory_allocated() if get_device_name() == "cpu" else None,
+}))
+"""
+
+
+def test_cpu_platform_only_with_verl_platform_cpu():
+    on = _run_python(PLATFORM, cpu=True)
+    assert on.returncode == 0, on.stderr[-2000:]
+    assert json.loads(on.stdout.strip().splitlines()[-1]) == {
+        "device": "cpu",
+        "backend": "gloo",
+        "patched": True,
+        "engine_device": "cuda",
+        "allocated": 0,
+    }
+    off = _run_python(PLATFORM, cpu=False)
+    assert off.returncode == 0, off.stderr[-2000:]
+    result = json.loads(off.stdout.strip().splitlines()[-1])
+    assert result["device"] != "cpu" and not result["patched"]
+
+
+# ---- the hf rollout server -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from verl_recipes.cpu.warmstart import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0)
+
+
+class _Config:
+    """The RolloutConfig fields HFServer reads."""
+
+    temperature, top_k, top_p, do_sample, repetition_penalty = 0.7, -1, 1.0, True, 1.0
+    dtype, max_num_seqs, seed, response_length, free_cache_engine = "float32", 64, 0, 16, True
+
+
+class _ModelConfig:
+    override_config: dict = {}
+    trust_remote_code = False
+
+    def __init__(self, path: Path):
+        self.path = self.local_path = str(path)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    from verl.utils import config as verl_config
+
+    original = verl_config.omega_conf_to_dataclass
+    # HFServer accepts verl's RolloutConfig; a plain object stands in for it here.
+    import verl_recipes.cpu.hf_rollout as hf
+
+    hf.omega_conf_to_dataclass = lambda c: c
+    try:
+        yield HFServer(_Config(), _ModelConfig(tiny_model))
+    finally:
+        hf.omega_conf_to_dataclass = original
+
+
+def test_hf_server_batches_requests_and_returns_sampling_logprobs(server):
+    prompts = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14], [20, 21, 22, 23, 24, 25, 26]]
+
+    async def run():
+        return await asyncio.gather(
+            *[
+                server.generate(f"r{i}", p, {"temperature": 0.7, "max_tokens": 6 + i})
+                for i, p in enumerate(prompts)
+            ]
+        )
+
+    before = server.batches
+    outputs = asyncio.run(run())
+    # All four were pending together: one model.generate call served them.
+    assert server.batches - before == 1
+    for i, (prompt, output) in enumerate(zip(prompts, outputs, strict=True)):
+        assert 1 <= len(output.token_ids) <= 6 + i
+        assert len(output.log_probs) == len(output.token_ids)
+        # Teacher-forced log p(token) at temperature 0.7 matches what the server reported.
+        ids = torch.tensor([prompt + output.token_ids])
+        with torch.no_grad():
+            logits = server.model(ids).logits[0, len(prompt) - 1 : -1].float()
+        expected = torch.log_softmax(logits / 0.7, -1).gather(1, ids[0, len(prompt) :, None])
+        assert torch.allclose(torch.tensor(output.log_probs), expected.squeeze(1), atol=1e-4)
+
+
+def test_hf_server_greedy_and_weight_loading(server):
+    greedy = {"temperature": 0.0, "max_tokens": 5}
+    first = asyncio.run(server.generate("g", [5, 6, 7], greedy)).token_ids
+    assert asyncio.run(server.generate("g", [5, 6, 7], greedy)).token_ids == first
+    state = {k: v.clone() for k, v in server.model.state_dict().items()}
+    changed = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in state.items()}
+    assert asyncio.run(server.load_weights(changed, global_steps=3)) == len(changed)
+    assert asyncio.run(server.generate("g", [5, 6, 7], greedy)).extra_fields["global_steps"] == 3
+    with pytest.raises(ValueError, match="unexpected"):
+        asyncio.run(server.load_weights({"not.a.weight": torch.zeros(1)}, None))
+    asyncio.run(server.load_weights(state, None))
+    assert asyncio.run(server.generate("g", [5, 6, 7], greedy)).token_ids == first
+
+
+def test_sampling_key_validates():
+    key = SamplingKey.from_params({"temperature": 0, "top_k": 5}, _Config())
+    assert not key.do_sample and key.top_k == 0
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingKey.from_params({"top_p": 0.0}, _Config())
+
+
+# ---- metrics -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scope", ["group", "batch"])
+@pytest.mark.parametrize("apply_to", ["all", "positive"])
+@pytest.mark.parametrize("max_weight", [None, 1.5])
+def test_ifpo_metric_weights_are_the_estimators(scope, apply_to, max_weight):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(2, 24))
+        index = np.array([f"u{g}" for g in rng.integers(0, 4, n)], dtype=object)
+        scores = torch.tensor(rng.choice([0.0, 1.0, -0.1, 0.5], n), dtype=torch.float64)
+        lookups = torch.tensor(rng.integers(0, 3, n))
+        options = IFPOOptions(scope=scope, apply_to=apply_to, max_weight=max_weight)
+        kwargs = {"scope": scope, "apply_to": apply_to, "max_weight": max_weight}
+        ifpo = compute_ifpo_advantages(scores, index, lookups, **kwargs)
+        grpo = compute_ifpo_advantages(scores, index, torch.zeros(n, dtype=torch.long))
+        metrics = ifpo_batch_metrics(scores, index, lookups, options)
+        # IFPO = w * GRPO wherever GRPO is not 0; the metric weights must be those w.
+        ratio = (ifpo / grpo)[grpo.abs() > 1e-9]
+        if len(ratio):
+            assert metrics["ifpo/weight_min"] <= ratio.min().item() + 1e-9
+            assert metrics["ifpo/weight_max"] >= ratio.max().item() - 1e-9
+        assert metrics["ifpo/consulted_frac"] == pytest.approx((lookups > 0).float().mean().item())
+
+
+def test_ifpo_metrics_of_a_mixed_group():
+    # One group of 4: 1 consulted, 3 direct -> weights 2 and 2/3; one single-mode group.
+    index = np.array(["a", "a", "a", "a", "b", "b"], dtype=object)
+    metrics = ifpo_batch_metrics(
+        torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0]), index, torch.tensor([1, 0, 0, 0, 0, 0])
+    )
+    assert metrics["ifpo/groups"] == 2 and metrics["ifpo/mixed_groups"] == 1
+    assert metrics["ifpo/mixed_weight_mean/consulted"] == pytest.approx(2.0)
+    assert metrics["ifpo/mixed_weight_mean/direct"] == pytest.approx(2 / 3)
+    assert metrics["ifpo/reweighted_frac"] == pytest.approx(4 / 6)
+
+
+def test_estimator_call_leaves_metrics_for_the_trainer():
+    from verl_recipes.ifpo_estimator import compute_ifpo_advantage
+
+    mask = torch.tensor([[1, 1, 0, 0, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]])
+    rewards = torch.zeros(3, 6)
+    rewards[:, 1] = torch.tensor([1.0, 0.0, 0.0])
+    pop_metrics()
+    compute_ifpo_advantage(rewards, mask, np.array(["u", "u", "u"], dtype=object))
+    metrics = pop_metrics()
+    assert metrics["ifpo/mixed_groups"] == 1 and metrics["ifpo/consulted_frac"] == pytest.approx(
+        1 / 3
+    )
+    assert pop_metrics() == {}
+
+
+def test_ascl_rollout_metrics_per_kind():
+    metrics = ascl_rollout_metrics(["harmful", "harmful", "math"], [1, 0, 2], [1.0, 0.0, -0.1])
+    assert metrics == {
+        "ascl/lookup_rate": pytest.approx(2 / 3),
+        "ascl/lookup_rate/harmful": 0.5,
+        "ascl/reward/harmful": 0.5,
+        "ascl/lookup_rate/math": 1.0,
+        "ascl/reward/math": pytest.approx(-0.1),
+    }
+    with pytest.raises(ValueError, match="lengths differ"):
+        ascl_rollout_metrics(["math"], [], [])
+
+
+def test_report_reads_steps_and_names_problems(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text(
+        json.dumps({"step": 0, "data": {"val-core/x": 1.0}})
+        + "\n"
+        + json.dumps({"step": 1, "data": {"training/global_step": 1, "critic/score/mean": 0.5}})
+        + "\n"
+    )
+    steps = report.read_steps(path)
+    assert len(steps) == 1
+    problems = report.check(steps, 2, "ifpo")
+    assert any("1 training steps logged, expected 2" in p for p in problems)
+    assert any("no ifpo/* metrics" in p for p in problems)
+    path.write_text("{not json\n")
+    with pytest.raises(ValueError, match=r"m.jsonl:1: not JSON"):
+        report.read_steps(path)
