@@ -273,12 +273,17 @@ def test_estimator_call_leaves_metrics_for_the_trainer():
 
 
 def test_ascl_rollout_metrics_per_kind():
-    metrics = ascl_rollout_metrics(["harmful", "harmful", "math"], [1, 0, 2], [1.0, 0.0, -0.1])
+    metrics = ascl_rollout_metrics(
+        ["harmful", "harmful", "math"], [1, 0, 0], [1.0, 0.0, -0.1], [True, False, True]
+    )
     assert metrics == {
-        "ascl/lookup_rate": pytest.approx(2 / 3),
+        "ascl/lookup_rate": pytest.approx(1 / 3),
         "ascl/lookup_rate/harmful": 0.5,
+        "ascl/lookup_rate/math": 0.0,
+        "ascl/consult_rate": pytest.approx(2 / 3),
+        "ascl/consult_rate/harmful": 0.5,
+        "ascl/consult_rate/math": 1.0,
         "ascl/reward/harmful": 0.5,
-        "ascl/lookup_rate/math": 1.0,
         "ascl/reward/math": pytest.approx(-0.1),
     }
     with pytest.raises(ValueError, match="lengths differ"):

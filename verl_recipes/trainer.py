@@ -10,40 +10,57 @@ step's logged metrics, computed right after the advantages:
 - ``ifpo/*``: what the ``ifpo`` estimator did to the batch (consulted fraction, mixed groups,
   mean weight per mode; see ``verl_recipes.ifpo_estimator.ifpo_batch_metrics``); absent when
   another estimator ran,
-- ``ascl/*``: per task kind (``harmful``, ``benign``, ``math``, ...), the share of rollouts that
-  looked up the rules (``ascl/lookup_rate/<kind>``, from the env's ``tool_calls``) and the mean
-  env reward (``ascl/reward/<kind>``), the overall ``ascl/lookup_rate``, and
+- ``ascl/*``: per task kind (``harmful``, ``benign``, ``math``, ...), the share of rollouts whose
+  lookup the env executed (``ascl/lookup_rate/<kind>``, from the env's ``tool_calls``), the
+  share IFPO counts as consulted (``ascl/consult_rate/<kind>``, a tool turn in the response
+  mask, malformed calls included), the mean env reward (``ascl/reward/<kind>``), and
   ``ascl/env_rollouts``: how many rollouts carry the env's outcome (``task_kind`` and
   ``tool_calls`` from the ``ascl_agent`` loop).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
+from ascl_env.ifpo import lookup_counts_from_mask
 from verl_recipes import ifpo_estimator
 
 TRAINER_MODE = "ascl_sync"
 
 
 def ascl_rollout_metrics(
-    kinds: list[str], lookups: list[int], rewards: list[float]
+    kinds: list[str],
+    lookups: list[int],
+    rewards: list[float],
+    consulted: list[bool] | None = None,
 ) -> dict[str, float]:
-    """``ascl/lookup_rate[/<kind>]`` and ``ascl/reward/<kind>`` of one batch of rollouts."""
-    if not (len(kinds) == len(lookups) == len(rewards)):
-        raise ValueError(f"lengths differ: {len(kinds)}, {len(lookups)}, {len(rewards)}")
-    by_kind: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for kind, lookup, reward in zip(kinds, lookups, rewards, strict=True):
-        by_kind[kind].append((lookup, reward))
-    metrics = {"ascl/lookup_rate": float(np.mean([x > 0 for x in lookups])) if lookups else 0.0}
-    for kind, rows in sorted(by_kind.items()):
-        metrics[f"ascl/lookup_rate/{kind}"] = float(np.mean([x > 0 for x, _ in rows]))
-        metrics[f"ascl/reward/{kind}"] = float(np.mean([r for _, r in rows]))
+    """Per-kind rates of one batch of rollouts.
+
+    ``ascl/lookup_rate[/<kind>]``: share with at least one lookup the env executed;
+    ``ascl/consult_rate[/<kind>]`` (when ``consulted`` is given): share IFPO counts as consulted
+    (a tool turn in the tokens, a malformed call included); ``ascl/reward/<kind>``: mean reward.
+    """
+    consulted = consulted if consulted is not None else []
+    if not (len(kinds) == len(lookups) == len(rewards)) or len(consulted) not in (0, len(kinds)):
+        raise ValueError(
+            f"lengths differ: {len(kinds)}, {len(lookups)}, {len(rewards)}, {len(consulted)}"
+        )
+    columns: dict[str, list[np.ndarray]] = {"lookup_rate": [np.asarray(lookups) > 0]}
+    if consulted:
+        columns["consult_rate"] = [np.asarray(consulted, dtype=bool)]
+    kind_array = np.asarray(kinds, dtype=object)
+    metrics: dict[str, float] = {}
+    for name, (values,) in columns.items():
+        metrics[f"ascl/{name}"] = float(values.mean()) if len(values) else 0.0
+        for kind in sorted(set(kinds)):
+            metrics[f"ascl/{name}/{kind}"] = float(values[kind_array == kind].mean())
+    reward_array = np.asarray(rewards, dtype=float)
+    for kind in sorted(set(kinds)):
+        metrics[f"ascl/reward/{kind}"] = float(reward_array[kind_array == kind].mean())
     return metrics
 
 
@@ -76,19 +93,24 @@ class ASCLSyncTrainer(PPOTrainerSync):
         data = tq.kv_batch_get(
             keys=batch.keys,
             partition_id=batch.partition_id,
-            select_fields=["extra_fields", "data_source", "rm_scores"],
+            select_fields=["extra_fields", "data_source", "rm_scores", "response_mask"],
         )
+        masks = data["response_mask"].to_padded_tensor(0)
+        consulted_all = (lookup_counts_from_mask(masks.bool()) > 0).tolist()
         extras = _as_list(data["extra_fields"])
         sources = _as_list(data["data_source"])
         rewards = data["rm_scores"].to_padded_tensor(0.0).sum(-1).tolist()
         real = [not (tag or {}).get("is_padding", False) for tag in batch.tags]
-        kinds, lookups, scores, from_env = [], [], [], 0
-        for keep, extra, source, reward in zip(real, extras, sources, rewards, strict=True):
+        kinds, lookups, scores, consulted, from_env = [], [], [], [], 0
+        rows = zip(real, extras, sources, rewards, consulted_all, strict=True)
+        for keep, extra, source, reward, consult in rows:
             if not keep:
                 continue
+            consulted.append(bool(consult))
             extra = extra if isinstance(extra, dict) else {}
             from_env += "task_kind" in extra and "tool_calls" in extra
             kinds.append(_kind(extra, source))
             lookups.append(int(extra.get("tool_calls", 0) or 0))
             scores.append(float(reward))
-        return {**ascl_rollout_metrics(kinds, lookups, scores), "ascl/env_rollouts": from_env}
+        metrics = ascl_rollout_metrics(kinds, lookups, scores, consulted)
+        return {**metrics, "ascl/env_rollouts": from_env}

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 LOOKUP_OPENING = "<tool_call>"
+# One fixed query: the tiny model learns a well-formed call quickly (copying words from the
+# prompt into the JSON is beyond it), so its lookups reach the rule base.
+LOOKUP_QUERY = "safety rules for this request"
 ANSWERS = {
     "harmful": "I'm sorry, but I can't help with that.",
     "benign": "Sure. Here is a short, helpful answer.",
@@ -68,8 +71,7 @@ def scripted_episodes(
                 _, info = env.reset(options={"task_id": task.id})
                 tools = info["tools"]
                 if mode == "lookup":
-                    query = " ".join(task.prompt.split()[:6])
-                    call = {"name": LOOKUP_TOOL_NAME, "arguments": {"query": query}}
+                    call = {"name": LOOKUP_TOOL_NAME, "arguments": {"query": LOOKUP_QUERY}}
                     _, _, done, cut, info = env.step(
                         f"{LOOKUP_OPENING}\n{json.dumps(call)}\n</tool_call>"
                     )

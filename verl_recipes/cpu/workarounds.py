@@ -124,3 +124,26 @@ def register_rollout_adapter(name: str, fqdn: str) -> None:
     if existing is not None and existing != fqdn:
         raise ValueError(f"rollout {name!r} is already registered to {existing}")
     registry[(name, "async")] = fqdn
+
+
+def check_trl() -> None:
+    """Fail early when an installed ``trl`` breaks verl 0.9.1's FSDP model set-up.
+
+    Whenever ``trl`` is importable, verl imports ``AutoModelForCausalLMWithValueHead`` from it
+    while building every FSDP model (``verl/models/transformers/monkey_patch.py:352``, no
+    fallback). trl 1.x removed that class, so with such a trl installed ``init_model`` dies with
+    an ``ImportError`` deep inside a Ray worker. Not a workaround: a clear error up front.
+    """
+    if importlib.util.find_spec("trl") is None:
+        return
+    for module in ("trl.experimental.ppo", "trl"):
+        try:
+            if hasattr(importlib.import_module(module), "AutoModelForCausalLMWithValueHead"):
+                return
+        except ImportError:
+            continue
+    raise VerlDriftError(
+        f"trl {version('trl')} is installed but has no AutoModelForCausalLMWithValueHead, which "
+        "verl 0.9.1 imports whenever trl is present (verl/models/transformers/monkey_patch.py:352)"
+        "; uninstall trl or install a trl that still ships it"
+    )

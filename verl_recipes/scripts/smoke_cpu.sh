@@ -35,6 +35,8 @@ export VERL_FILE_LOGGER_PATH="$WORK/metrics.jsonl"
 export RAY_DEDUP_LOGS=0 TOKENIZERS_PARALLELISM=false
 rm -f "$VERL_FILE_LOGGER_PATH"
 
+"$PYTHON" -c "from verl_recipes.cpu.workarounds import check_trl; check_trl()"
+
 MODEL="${ASCL_SMOKE_MODEL:-}"
 if [[ -z "$MODEL" ]]; then
     MODEL="$WORK/model"
@@ -71,12 +73,14 @@ start=$(date +%s)
     trainer.v1.trainer_mode=ascl_sync \
     trainer.total_training_steps="$STEPS" trainer.total_epochs=1000 \
     trainer.val_before_train=false trainer.test_freq=-1 trainer.save_freq=-1 \
+    trainer.default_local_dir="$WORK/checkpoints" \
     trainer.logger='[console,file]' \
     ray_kwargs.ray_init.num_cpus=16 +ray_kwargs.ray_init.num_gpus=1 \
     ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES="\"$MODULES\"" \
     +ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM=cpu \
     +ray_kwargs.ray_init.runtime_env.env_vars.PYTHONPATH="\"$PYTHONPATH\"" \
     +ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH="\"$VERL_FILE_LOGGER_PATH\"" \
+    hydra.run.dir="$WORK/hydra" \
     "$@"
 echo "== main_ppo finished in $(( $(date +%s) - start )) s; metrics: $VERL_FILE_LOGGER_PATH"
 ESTIMATOR=$([[ "$CONFIG" == ascl_ifpo ]] && echo ifpo || echo other)
