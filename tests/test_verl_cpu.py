@@ -58,6 +58,28 @@ def test_private_rollout_registry_still_matches_verl():
     assert registry[(plugin.HF_ROLLOUT, "async")] == plugin.HF_ADAPTER
 
 
+def test_trl_probe_workaround_still_matches_verl():
+    # Fails (VerlDriftError) when verl's trl probe or its two users change.
+    assert workarounds.check_trl_probe().__name__ == "is_trl_available"
+
+
+TRL_PROBE = """
+import json, verl
+from verl.models.transformers import monkey_patch
+from verl.utils import model
+from verl_recipes.cpu.workarounds import trl_has_value_head
+print(json.dumps([monkey_patch.is_trl_available(), model.is_trl_available(), trl_has_value_head()]))
+"""
+
+
+def test_trl_probe_is_true_only_for_a_usable_trl():
+    # With the project's trl extra (trl 1.x) installed verl would import a class trl removed.
+    result = _run_python(TRL_PROBE, cpu=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    in_monkey_patch, in_model, usable = json.loads(result.stdout.strip().splitlines()[-1])
+    assert in_monkey_patch == in_model == usable
+
+
 def test_drift_is_detected():
     def stand_in():
         return "something else"
@@ -84,7 +106,7 @@ def test_cpu_platform_needs_the_backend_workaround_and_it_works():
     unpatched = _run_python(
         PROCESS_GROUP.format(
             port=29613,
-            call="distributed.initialize_global_process_group_ray.__wrapped__()",
+            call="distributed.initialize_global_process_group_ray._ascl_original()",
         ),
         cpu=True,
     )
@@ -109,7 +131,7 @@ from verl.utils import distributed
 device = get_torch_device()
 print(json.dumps({
     "device": get_device_name(), "backend": get_nccl_backend(),
-    "patched": hasattr(distributed.initialize_global_process_group_ray, "__wrapped__"),
+    "patched": hasattr(distributed.initialize_global_process_group_ray, "_ascl_original"),
     "engine_device": os.environ.get("VERL_ENGINE_DEVICE"),
     "allocated": device.memory_allocated() if get_device_name() == "cpu" else None,
 }))

@@ -8,6 +8,8 @@ platform must be registered before any module asks verl for its device. Importin
 - registers the ``hf`` rollout backend, lazily (nothing is imported until a config asks for
   ``rollout.name=hf``): the replica through the public ``RolloutReplicaRegistry``, the in-worker
   adapter through :func:`~verl_recipes.cpu.workarounds.register_rollout_adapter`,
+- keeps an installed trl 1.x (the project's ``trl`` extra) from crashing verl's FSDP model
+  set-up (:func:`~verl_recipes.cpu.workarounds.patch_trl_probe`),
 - and only under ``VERL_PLATFORM=cpu``: makes verl's process group plain ``gloo``
   (:func:`~verl_recipes.cpu.workarounds.patch_process_group_backend`) and selects verl's FSDP
   engine for the ``cpu`` device through verl's documented ``VERL_ENGINE_DEVICE`` override
@@ -28,6 +30,7 @@ from verl_recipes.cpu.platform import PlatformCPU, cpu_platform_requested
 from verl_recipes.cpu.workarounds import (
     check_verl_version,
     patch_process_group_backend,
+    patch_trl_probe,
     register_rollout_adapter,
 )
 
@@ -46,6 +49,7 @@ def activate() -> None:
     check_verl_version()
     RolloutReplicaRegistry.register(HF_ROLLOUT, _load_hf_replica)
     register_rollout_adapter(HF_ROLLOUT, HF_ADAPTER)
+    patch_trl_probe()
     if cpu_platform_requested():
         patch_process_group_backend()
         os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")

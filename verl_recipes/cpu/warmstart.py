@@ -195,6 +195,8 @@ def warm_start(
         raise ValueError(f"no scripted episode fits max_length={max_length} tokens")
     rng = random.Random(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    # Linear decay to 0: the last steps settle the lookup/direct split instead of jumping around.
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / steps)
     model.train()
     losses = []
     pad = tokenizer.pad_token_id
@@ -212,6 +214,7 @@ def warm_start(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        schedule.step()
         losses.append(loss.item())
     model.eval()
     probe = {}

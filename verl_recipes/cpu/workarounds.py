@@ -1,7 +1,9 @@
-"""The two places where the CPU harness reaches into verl 0.9.1 beyond its public extension points.
+"""Where the CPU harness reaches into verl 0.9.1 beyond its public extension points.
 
 Everything else in :mod:`verl_recipes.cpu` uses verl's registries (``PlatformRegistry``,
-``RolloutReplicaRegistry``, ``register_trainer``). These two have no public hook. Each function
+``RolloutReplicaRegistry``, ``register_trainer``). Three things have no public hook: the
+process-group backend string, the in-worker rollout registry, and verl's trl probe (which
+breaks next to trl 1.x, as ``make setup`` installs it). Each function
 checks that verl still has the exact code it works around and raises :class:`VerlDriftError`
 otherwise, so a verl upgrade fails loudly at start-up (and in ``tests/test_verl_cpu.py``) instead
 of silently running a different code path.
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 SUPPORTED_VERL = "0.9."
+# Attribute on our wrappers holding verl's original function (also marks a function as patched).
+PATCHED = "_ascl_original"
 
 # verl/utils/distributed.py:89 (0.9.1), in initialize_global_process_group_ray:
 #     backend = backend or f"cpu:gloo,{get_device_name()}:{get_nccl_backend()}"
@@ -62,8 +66,8 @@ def check_backend_string() -> Callable[..., Any]:
     """Verify the backend-string code is unchanged; returns verl's original function."""
     from verl.utils import distributed
 
-    original = getattr(distributed.initialize_global_process_group_ray, "__wrapped__", None)
-    original = original or distributed.initialize_global_process_group_ray
+    current = distributed.initialize_global_process_group_ray
+    original = getattr(current, PATCHED, current)
     _require_source(original, BACKEND_SOURCE_LINE, "verl.utils.distributed")
     # Read, not imported: this runs while verl/__init__ is still executing.
     spec = importlib.util.find_spec("verl.workers.engine_workers")
@@ -89,12 +93,14 @@ def patch_process_group_backend() -> None:
     original = check_backend_string()
     from verl.utils import distributed
 
-    if getattr(distributed.initialize_global_process_group_ray, "__wrapped__", None) is original:
+    if hasattr(distributed.initialize_global_process_group_ray, PATCHED):
         return
 
     @functools.wraps(original)
     def initialize_global_process_group_ray(timeout_second=None, backend=None):
         return original(timeout_second=timeout_second, backend=backend or "gloo")
+
+    setattr(initialize_global_process_group_ray, PATCHED, original)
 
     distributed.initialize_global_process_group_ray = initialize_global_process_group_ray
     engine_workers = sys.modules.get("verl.workers.engine_workers")
@@ -126,24 +132,80 @@ def register_rollout_adapter(name: str, fqdn: str) -> None:
     registry[(name, "async")] = fqdn
 
 
-def check_trl() -> None:
-    """Fail early when an installed ``trl`` breaks verl 0.9.1's FSDP model set-up.
+# verl/models/transformers/monkey_patch.py:352 (0.9.1), run while every FSDP model is built:
+#     if is_trl_available():
+#         try:
+#             from trl.experimental.ppo import AutoModelForCausalLMWithValueHead
+#         except ImportError:
+#             from trl import AutoModelForCausalLMWithValueHead
+# is_trl_available (verl/utils/import_utils.py:64) only asks whether a package named trl exists.
+# trl 1.x (the project's `trl` extra, installed by `make setup` next to verl) no longer ships
+# that class, so init_model dies with an ImportError. verl/utils/model.py:54 imports the same
+# probe for value-head critics. Both modules import it by name.
+TRL_PROBE_USERS = {
+    "verl.models.transformers.monkey_patch": "from trl import AutoModelForCausalLMWithValueHead",
+    "verl.utils.model": "from trl import AutoModelForCausalLMWithValueHead",
+}
+TRL_PROBE_IMPORT = "from verl.utils.import_utils import is_trl_available"
+TRL_PROBE_SOURCE = 'trl_spec = importlib.util.find_spec("trl")'
 
-    Whenever ``trl`` is importable, verl imports ``AutoModelForCausalLMWithValueHead`` from it
-    while building every FSDP model (``verl/models/transformers/monkey_patch.py:352``, no
-    fallback). trl 1.x removed that class, so with such a trl installed ``init_model`` dies with
-    an ``ImportError`` deep inside a Ray worker. Not a workaround: a clear error up front.
-    """
+
+@functools.cache
+def trl_has_value_head() -> bool:
+    """Whether an installed trl provides ``AutoModelForCausalLMWithValueHead`` (verl's use)."""
     if importlib.util.find_spec("trl") is None:
-        return
+        return False
     for module in ("trl.experimental.ppo", "trl"):
         try:
             if hasattr(importlib.import_module(module), "AutoModelForCausalLMWithValueHead"):
-                return
+                return True
         except ImportError:
             continue
-    raise VerlDriftError(
-        f"trl {version('trl')} is installed but has no AutoModelForCausalLMWithValueHead, which "
-        "verl 0.9.1 imports whenever trl is present (verl/models/transformers/monkey_patch.py:352)"
-        "; uninstall trl or install a trl that still ships it"
-    )
+    return False
+
+
+def check_trl_probe() -> Callable[..., Any]:
+    """Verify the trl probe and its two users are unchanged; returns verl's original probe."""
+    from verl.utils import import_utils
+
+    current = import_utils.is_trl_available
+    original = getattr(current, PATCHED, current)
+    _require_source(original, TRL_PROBE_SOURCE, "verl.utils.import_utils.is_trl_available")
+    for name, needle in TRL_PROBE_USERS.items():
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise VerlDriftError(f"{name} is gone; re-check verl_recipes/cpu/workarounds.py")
+        text = Path(spec.origin).read_text(encoding="utf-8")
+        if TRL_PROBE_IMPORT not in text or needle not in text:
+            raise VerlDriftError(
+                f"{spec.origin} changed how it imports trl; verl changed, "
+                "re-check verl_recipes/cpu/workarounds.py"
+            )
+    return original
+
+
+def patch_trl_probe() -> None:
+    """Make verl's ``is_trl_available`` true only for a trl that has the class verl imports.
+
+    With no trl, or a trl that still ships ``AutoModelForCausalLMWithValueHead``, verl behaves
+    exactly as before. With trl 1.x, verl skips its value-head patch (which only concerns
+    trl value-head models) instead of crashing. Idempotent; the check of trl runs on first use.
+    """
+    check_verl_version()
+    original = check_trl_probe()
+    from verl.utils import import_utils
+
+    if hasattr(import_utils.is_trl_available, PATCHED):
+        return
+
+    @functools.wraps(original)
+    def is_trl_available() -> bool:
+        return original() and trl_has_value_head()
+
+    setattr(is_trl_available, PATCHED, original)
+
+    import_utils.is_trl_available = is_trl_available
+    for name in TRL_PROBE_USERS:
+        module = sys.modules.get(name)
+        if module is not None:
+            module.is_trl_available = is_trl_available

@@ -35,8 +35,6 @@ export VERL_FILE_LOGGER_PATH="$WORK/metrics.jsonl"
 export RAY_DEDUP_LOGS=0 TOKENIZERS_PARALLELISM=false
 rm -f "$VERL_FILE_LOGGER_PATH"
 
-"$PYTHON" -c "from verl_recipes.cpu.workarounds import check_trl; check_trl()"
-
 MODEL="${ASCL_SMOKE_MODEL:-}"
 if [[ -z "$MODEL" ]]; then
     MODEL="$WORK/model"
