@@ -6,8 +6,9 @@
 Both runs use ``verl_recipes/scripts/smoke_cpu.sh`` (the same ``main_ppo`` path as the CI smoke
 test) with the same warm-started tiny model, the same data, the same seeds and the same sizes;
 only the recipe differs (``ascl_grpo`` vs ``ascl_ifpo``). Each run's metrics come from verl's
-``file`` logger (``ascl/lookup_rate/<kind>``, ``ascl/reward/<kind>``, ``critic/score/mean``,
-``ifpo/*``). Writes ``<out>/summary.json`` and a PNG (``--plot``, default
+``file`` logger (``ascl/consult_rate/<kind>``: rollouts with a tool turn, IFPO's "consulted"
+mode; ``ascl/lookup_rate``: lookups the env executed; ``ascl/reward/<kind>``,
+``critic/score/mean``, ``ifpo/*``). Writes ``<out>/summary.json`` and a PNG (``--plot``, default
 ``docs/img/verl_cpu_study.png``). Not part of CI: about 10-20 minutes per run on 2 shared cores.
 """
 
@@ -73,9 +74,11 @@ def summarize(out: Path) -> dict:
             "steps": len(steps),
             "score_mean": series(steps, "critic/score/mean"),
             "lookup_rate": series(steps, "ascl/lookup_rate"),
+            "consult_rate": series(steps, "ascl/consult_rate"),
         }
         for kind in KINDS:
             entry[f"lookup_rate/{kind}"] = series(steps, f"ascl/lookup_rate/{kind}")
+            entry[f"consult_rate/{kind}"] = series(steps, f"ascl/consult_rate/{kind}")
             entry[f"reward/{kind}"] = series(steps, f"ascl/reward/{kind}")
         if estimator == "ifpo":
             entry["mixed_groups"] = series(steps, "ifpo/mixed_groups")
@@ -90,7 +93,7 @@ def window_mean(values: list[float | None], first: bool, width: int = 5) -> floa
 
 def table(summary: dict) -> str:
     rows = ["| estimator | metric | first 5 steps | last 5 steps |", "|---|---|---|---|"]
-    keys = ["score_mean", "lookup_rate", *(f"lookup_rate/{k}" for k in KINDS)]
+    keys = ["score_mean", "lookup_rate", "consult_rate", *(f"consult_rate/{k}" for k in KINDS)]
     keys += [f"reward/{k}" for k in KINDS]
     for estimator, entry in summary.items():
         for key in keys:
@@ -112,8 +115,8 @@ def plot(summary: dict, path: Path) -> None:
     for estimator, entry in summary.items():
         xs = list(range(1, entry["steps"] + 1))
         for ax, kind in zip(axes[:3], KINDS, strict=True):
-            ax.plot(xs, entry[f"lookup_rate/{kind}"], styles[estimator], label=estimator)
-            ax.set_title(f"lookup rate: {kind}")
+            ax.plot(xs, entry[f"consult_rate/{kind}"], styles[estimator], label=estimator)
+            ax.set_title(f"consult rate (tool turn): {kind}")
             ax.set_ylim(-0.05, 1.05)
         axes[3].plot(xs, entry["score_mean"], styles[estimator], label=estimator)
         axes[3].set_title("mean env reward")
