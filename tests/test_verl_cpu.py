@@ -328,3 +328,25 @@ def test_report_reads_steps_and_names_problems(tmp_path):
     path.write_text("{not json\n")
     with pytest.raises(ValueError, match=r"m.jsonl:1: not JSON"):
         report.read_steps(path)
+
+
+def test_scripted_episodes_score_one_and_train_only_assistant_turns(tiny_model):
+    from transformers import AutoTokenizer
+
+    from ascl_env.tasks import load_task_spec
+    from verl_recipes.cpu.warmstart import scripted_episodes, tokenize_episode
+
+    tasks = load_task_spec("bundled")
+    chosen = [next(t for t in tasks if t.kind == kind) for kind in ("harmful", "benign", "math")]
+    episodes = scripted_episodes(chosen, {"top_k": 1, "max_rule_chars": 300, "max_turns": 2})
+    assert [(e["mode"], e["kind"]) for e in episodes] == [
+        (mode, kind) for kind in ("harmful", "benign", "math") for mode in ("lookup", "direct")
+    ]
+    assert all(e["reward"] == 1.0 for e in episodes)  # the env scores the scripted answers
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    lookup = episodes[0]
+    ids, labels = tokenize_episode(tokenizer, lookup["messages"], lookup["tools"])
+    trained = tokenizer.decode([i for i, label in zip(ids, labels, strict=True) if label != -100])
+    assistant = [m["content"] for m in lookup["messages"] if m["role"] == "assistant"]
+    assert trained == "<|im_end|>".join(assistant) + "<|im_end|>"
+    assert "[" not in trained  # the rule text (tool result) is context, not a target

@@ -60,7 +60,7 @@ def scripted_episodes(
     Each is ``{"messages", "tools", "mode", "kind", "reward"}``; ``reward`` is the env's.
     """
     from ascl_env.config import ASCLConfig
-    from ascl_env.env import LOOKUP_TOOL_NAME, ASCLEnv
+    from ascl_env.env import ASCLEnv
 
     config = ASCLConfig.model_validate(env_config or {})
     episodes = []
@@ -71,7 +71,9 @@ def scripted_episodes(
                 _, info = env.reset(options={"task_id": task.id})
                 tools = info["tools"]
                 if mode == "lookup":
-                    call = {"name": LOOKUP_TOOL_NAME, "arguments": {"query": LOOKUP_QUERY}}
+                    # The env's own tool schema names the lookup tool.
+                    name = tools[0]["function"]["name"]
+                    call = {"name": name, "arguments": {"query": LOOKUP_QUERY}}
                     _, _, done, cut, info = env.step(
                         f"{LOOKUP_OPENING}\n{json.dumps(call)}\n</tool_call>"
                     )
