@@ -16,3 +16,20 @@ for _module in (
     "verl_recipes.agent_loop",  # registers the "ascl_agent" agent loop
 ):
     import_module(_module)
+
+
+def _patch_trl_probe() -> None:
+    """verl 0.9.1 crashes building any FSDP model when trl 1.x is installed (it imports a class
+    trl 1.x removed); the project's ``trl`` extra installs trl 1.x, so apply the same narrow fix
+    the CPU path uses (``verl_recipes.cpu.workarounds.patch_trl_probe``), only when trl is there.
+    """
+    from importlib.util import find_spec
+
+    if find_spec("trl") is None:
+        return
+    from verl_recipes.cpu.workarounds import patch_trl_probe
+
+    patch_trl_probe()
+
+
+_patch_trl_probe()
