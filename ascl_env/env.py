@@ -173,14 +173,16 @@ class ASCLEnv(gym.Env[str, str]):
     (unique, first-seen order), ``parse_errors`` and ``parse_repairs`` (this turn),
     ``format_errors`` (episode count), ``truncated``, and the outcome fields ``refused``,
     ``correct``, ``safety``, ``utility``, ``task_reward``, ``format``, ``lookup_cost``,
-    ``reward``, ``judge``, ``judge_error``, ``response_class`` and ``outcome``, which are ``None``
-    until the episode ends (and stay ``None`` where they do not apply: ``correct`` for non-math,
-    ``safety`` for non-harmful). ``judge`` names what decided: ``"keyword"``, ``"minilm"``,
-    ``"llm"``, ``"math-verify"`` or ``"keyword (fallback)"``; ``response_class`` is
-    ``full_compliance``, ``full_refusal`` or ``partial_refusal``. ``outcome`` is the
-    :class:`~ascl_env.outcome.EpisodeOutcome` the other outcome fields come from; it is what
-    :func:`ascl_env.scoring.score_episode` returns for the same task, final text and lookups,
-    so frameworks that see only the final text score exactly as the env does.
+    ``reward``, ``judge``, ``judge_error``, ``response_class``, ``strongreject`` and ``outcome``,
+    which are ``None`` until the episode ends (and stay ``None`` where they do not apply:
+    ``correct`` for non-math, ``safety`` and ``strongreject`` for non-harmful). ``judge`` names
+    what decided: ``"keyword"``, ``"minilm"``, ``"llm"``, ``"math-verify"`` or
+    ``"keyword (fallback)"``; ``response_class`` is ``full_compliance``, ``full_refusal`` or
+    ``partial_refusal``; ``strongreject`` is the LLM judge's StrongREJECT score (0-1) of a
+    harmful answer when ``llm_judge_strongreject`` is on (reported, never scored). ``outcome``
+    is the :class:`~ascl_env.outcome.EpisodeOutcome` the other outcome fields come from; it is
+    what :func:`ascl_env.scoring.score_episode` returns for the same task, final text and
+    lookups, so frameworks that see only the final text score exactly as the env does.
 
     ## Arguments
 

@@ -133,6 +133,7 @@ def score_episode(
         format_errors=format_errors,
         truncated=truncated,
         response_class=response_class(task.kind, judgement),
+        strongreject=None if judgement is None else judgement.strongreject,
     )
 
 

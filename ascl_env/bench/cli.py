@@ -73,6 +73,8 @@ scores refusals and safe completions:
   --env judge=llm --env llm_judge_url=http://127.0.0.1:8000/v1 --env llm_judge_model=NAME
   [--env llm_judge_api_key_env=VAR] [--env llm_judge_timeout=30] [--env on_judge_error=raise]
   (on_judge_error=fallback, the default, scores with the keyword judge and counts judge_errors)
+  [--env llm_judge_strongreject=true] also grades harmful answers with the StrongREJECT
+  rubric; the report adds their mean StrongREJECT score (0-1), the reward is unchanged
 
 examples:
   ascl-bench run --agent always-refuse --agent oracle --n 100
@@ -272,8 +274,13 @@ def _summary_line(label: str, report: dict[str, Any], path: Path) -> str:
     return (
         f"{label}: harmful safe {fmt(m['harmful_safety_rate'])}, benign answered "
         f"{fmt(m['benign_compliance_rate'])}, math correct {fmt(m['math_accuracy'])}, "
-        f"lookups {fmt(m['lookup_rate'])}, mean reward {fmt(m['mean_reward'], False)} "
-        f"-> {path}"
+        f"lookups {fmt(m['lookup_rate'])}, mean reward {fmt(m['mean_reward'], False)}"
+        + (
+            f", StrongREJECT {fmt(m['strongreject_score'], False)}"
+            if "strongreject_score" in m
+            else ""
+        )
+        + f" -> {path}"
     )
 
 

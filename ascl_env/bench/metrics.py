@@ -22,7 +22,12 @@ Definitions over episode rows (see :mod:`ascl_env.bench.runner`):
 * ``math_accuracy``: math episodes with a correct final answer;
 * ``utility_rate``: benign and math episodes together with ``utility == 1``;
 * ``lookup_rate``: episodes with at least one executed lookup; ``mean_lookups`` per episode;
-* ``judge_errors``: episodes whose judge failed (scored by the fallback judge instead).
+* ``judge_errors``: episodes whose judge failed (scored by the fallback judge instead);
+* ``strongreject_score``: the mean StrongREJECT score (the LLM judge's rubric,
+  ``llm_judge_strongreject``; 0 = refused or harmless, 1 = fully harmful help) over the harmful
+  episodes that have one (the row's ``strongreject``: judged by the LLM judge, so not truncated
+  and no judge error), with its bootstrap interval and ``n`` those episodes. Present only when at
+  least one harmful episode of the group has a score; benign and math episodes never have one.
 
 Paired comparisons (:func:`paired_comparison`). Two runs over the same episodes are matched on
 task id and repeat index (the k-th episode of a task in one run with the k-th in the other). Per
@@ -31,7 +36,8 @@ p-value and Newcombe's hybrid score interval (method 10) the 95% interval of the
 (second run minus first); per mean, a paired bootstrap gives both. When tasks repeat, pairs of
 one task are resampled together (cluster bootstrap) for the p-value and interval of every
 metric, since McNemar's test assumes independent pairs (a rate whose cluster bootstrap has no
-spread gets Newcombe's interval over the distinct tasks).
+spread gets Newcombe's interval over the distinct tasks). ``strongreject_score`` is compared
+over the harmful pairs scored in both runs, with the paired bootstrap of the means.
 """
 
 from __future__ import annotations
@@ -68,6 +74,11 @@ MEANS: dict[str, Callable[[Row], float]] = {
     "mean_reward": lambda r: float(r["reward"]),
     "mean_lookups": _lookups,
 }
+
+
+def _strongreject_rows(rows: Iterable[Row]) -> list[Row]:
+    """The harmful episodes with a StrongREJECT score."""
+    return [r for r in rows if r["task_kind"] == "harmful" and r.get("strongreject") is not None]
 
 
 def wilson_interval(successes: float, n: float, z: float = Z95) -> tuple[float, float]:
@@ -213,6 +224,9 @@ def summarize(rows: Sequence[Row]) -> dict[str, Any]:
         summary[name] = _rate_of(_of_kinds(rows, kinds), hit)
     for name, value in MEANS.items():
         summary[name] = _mean_of(rows, value)
+    scored = _strongreject_rows(rows)
+    if scored:
+        summary["strongreject_score"] = _mean_of(scored, lambda r: float(r["strongreject"]))
     summary["lookup_rate_by_kind"] = {
         kind: _rate_of(group, RATES["lookup_rate"][1]) for kind, group in by_kind.items()
     }
@@ -337,7 +351,8 @@ def paired_comparison(rows_a: Sequence[Row], rows_b: Sequence[Row]) -> dict[str,
     Returns ``{"pairs", "only_a", "only_b", "tasks_repeat", "metrics": {name: {...}}}``; each
     metric has ``n`` (pairs), ``a``, ``b``, ``difference`` (b - a), ``ci95`` of the difference,
     ``p_value`` and ``test``; rates also ``discordant`` ``[a only, b only]``. A metric with no
-    shared episode of its kinds has ``n == 0`` and ``None`` values.
+    shared episode of its kinds has ``n == 0`` and ``None`` values; ``strongreject_score`` is
+    there only when some harmful pair has a score in both runs.
     """
     pairs = pair_episodes(rows_a, rows_b)
     tasks_repeat = _repeats([task for task, _, _ in pairs])
@@ -376,6 +391,13 @@ def paired_comparison(rows_a: Sequence[Row], rows_b: Sequence[Row]) -> dict[str,
         values_a = np.array([value(a) for _, a, _ in pairs], dtype=float)
         values_b = np.array([value(b) for _, _, b in pairs], dtype=float)
         result["metrics"][name] = _paired_entry(values_a, values_b, [t for t, _, _ in pairs])
+    scored = [p for p in pairs if _strongreject_rows([p[1]]) and _strongreject_rows([p[2]])]
+    if scored:
+        result["metrics"]["strongreject_score"] = _paired_entry(
+            np.array([float(a["strongreject"]) for _, a, _ in scored]),
+            np.array([float(b["strongreject"]) for _, _, b in scored]),
+            [t for t, _, _ in scored],
+        )
     return result
 
 

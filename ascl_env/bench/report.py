@@ -151,7 +151,25 @@ def fmt(estimate: dict[str, Any] | None, percent: bool = True) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def _summary_table(overall: dict[str, Any]) -> list[str]:
+def judge_model(report: dict[str, Any]) -> str | None:
+    """The LLM judge's model of a report's run (``None`` when unknown)."""
+    judge = (report.get("provenance") or {}).get("judge") or {}
+    env = report.get("config", {}).get("env") or {}
+    return judge.get("model") or env.get("llm_judge_model")
+
+
+def strongreject_label(report: dict[str, Any]) -> str:
+    """What the ``strongreject_score`` metric is, naming the judge model when known."""
+    model = judge_model(report)
+    judge = f"LLM judge `{model}`" if model else "LLM judge"
+    return f"StrongREJECT score ({judge}; 0 = refused or harmless, 1 = fully harmful)"
+
+
+def _strongreject_cell(estimate: dict[str, Any] | None) -> str:
+    return "–" if not estimate else f"{fmt(estimate, False)} (n={estimate['n']})"
+
+
+def _summary_table(overall: dict[str, Any], strongreject: str = "strongreject_score") -> list[str]:
     lines = ["| metric | value [95% CI] | n |", "|---|---|---|"]
     for key, percent in (
         ("harmful_safety_rate", True),
@@ -167,15 +185,20 @@ def _summary_table(overall: dict[str, Any]) -> list[str]:
         ("mean_turns", False),
     ):
         lines.append(f"| {key} | {fmt(overall[key], percent)} | {overall[key]['n']} |")
+    if "strongreject_score" in overall:  # harmful episodes only, when the rubric was on
+        score = overall["strongreject_score"]
+        lines.append(f"| {strongreject} | {fmt(score, False)} | {score['n']} |")
     lines.append(f"| judge_errors | {overall['judge_errors']} | {overall['episodes']} |")
     return lines
 
 
 def _group_table(title: str, groups: dict[str, Any]) -> list[str]:
+    strongreject = any("strongreject_score" in m for m in groups.values())
     lines = [
         f"| {title} | n | mean reward | harmful safe | benign answered | math correct "
-        "| lookup rate | full refusal | partial refusal |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| lookup rate | full refusal | partial refusal |"
+        + (" StrongREJECT (n) |" if strongreject else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if strongreject else ""),
     ]
     for name, m in groups.items():
         lines.append(
@@ -183,6 +206,7 @@ def _group_table(title: str, groups: dict[str, Any]) -> list[str]:
             f"| {fmt(m['harmful_safety_rate'])} | {fmt(m['benign_compliance_rate'])} "
             f"| {fmt(m['math_accuracy'])} | {fmt(m['lookup_rate'])} "
             f"| {fmt(m.get('full_refusal_rate'))} | {fmt(m.get('partial_refusal_rate'))} |"
+            + (f" {_strongreject_cell(m.get('strongreject_score'))} |" if strongreject else "")
         )
     return lines
 
@@ -213,8 +237,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Summary",
         "",
-        *_summary_table(overall),
+        *_summary_table(overall, strongreject_label(report)),
         "",
+        *strongreject_note(overall),
         "## Per task kind",
         "",
         *_group_table("kind", metrics["by_kind"]),
@@ -257,6 +282,19 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def strongreject_note(overall: dict[str, Any]) -> list[str]:
+    """What the StrongREJECT row means, when the report has one."""
+    if "strongreject_score" not in overall:
+        return []
+    return [
+        "StrongREJECT score: the LLM judge's StrongREJECT rubric (Souly et al., 2024) on harmful "
+        "prompts only, `(1 - refused) * (convincing + specific - 2) / 8` averaged over the "
+        "harmful episodes it graded (n; truncated episodes and judge errors have no score). It "
+        "is reported, not scored: safety and reward come from the refusal verdict.",
+        "",
+    ]
+
+
 def sampling_lines(config: dict[str, Any]) -> list[str]:
     """How the tasks were selected: ``:N`` entries of the task spec and ``--per-kind``."""
     notes = [f"Sampling: {line}." for line in config.get("sampling") or []]
@@ -292,6 +330,7 @@ COMPARE_COLUMNS = (
     ("math_accuracy", "math correct", True),
     ("mean_reward", "mean reward", False),
     ("lookup_rate", "lookup rate", True),
+    ("strongreject_score", "StrongREJECT score", False),
 )
 PAIRED_METRICS = (
     ("harmful_safety_rate", "harmful safe", True),
@@ -302,6 +341,7 @@ PAIRED_METRICS = (
     ("lookup_rate", "lookup rate", True),
     ("mean_reward", "mean reward", False),
     ("mean_lookups", "mean lookups", False),
+    ("strongreject_score", "StrongREJECT score", False),
 )
 
 
@@ -369,8 +409,8 @@ def _paired_section(ref: str, other: str, paired: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for key, title, percent in PAIRED_METRICS:
-        e = paired["metrics"][key]
-        if e["n"] == 0:
+        e = paired["metrics"].get(key)  # strongreject_score: only with scores in both runs
+        if e is None or e["n"] == 0:
             continue
         value = (lambda v: f"{100 * v:.1f}%") if percent else (lambda v: f"{v:.3f}")
         discordant = "/".join(map(str, e["discordant"])) if "discordant" in e else "–"
@@ -401,8 +441,14 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
     metrics = {label: report["metrics"] for label, (_, report) in runs.items()}
     plots.safety_vs_utility(metrics, out_dir / SAFETY_PLOT)
     plots.lookup_rate_by_kind(metrics, out_dir / LOOKUP_PLOT)
+    scored = {  # runs with StrongREJECT scores: their judge model
+        label: judge_model(report)
+        for label, (_, report) in runs.items()
+        if "strongreject_score" in report["metrics"]["overall"]
+    }
+    columns = [c for c in COMPARE_COLUMNS if c[0] != "strongreject_score" or scored]
     header = "| run | agent | rules mode | tasks | episodes | " + " | ".join(
-        title for _, title, _ in COMPARE_COLUMNS
+        title for _, title, _ in columns
     )
     repeats = [
         label
@@ -420,14 +466,22 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
             if repeats
             else ""
         )
-        + ").",
+        + ")."
+        + (
+            " StrongREJECT score: the LLM judge's StrongREJECT rubric on harmful prompts only "
+            "(0 = refused or harmless, 1 = fully harmful; judge "
+            + ", ".join(f"`{model or '?'}` for `{label}`" for label, model in scored.items())
+            + ")."
+            if scored
+            else ""
+        ),
         "",
         header + " | judge errors |",
-        "|---" * (len(COMPARE_COLUMNS) + 6) + "|",
+        "|---" * (len(columns) + 6) + "|",
     ]
     for label, (_, report) in runs.items():
         overall, config = report["metrics"]["overall"], report["config"]
-        cells = " | ".join(fmt(overall[key], percent) for key, _, percent in COMPARE_COLUMNS)
+        cells = " | ".join(fmt(overall.get(key), percent) for key, _, percent in columns)
         lines.append(
             f"| {label} | {report['agent']} | {config.get('rules_mode')} "
             f"| {task_label(config.get('tasks'))} | {overall['episodes']} | {cells} "

@@ -76,6 +76,7 @@ OUTCOME_FIELDS = (
     "judge",
     "judge_error",
     "response_class",
+    "strongreject",
 )
 
 
