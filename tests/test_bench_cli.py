@@ -251,6 +251,11 @@ def test_report_and_compare_commands(tmp_path, task_spec, capsys):
     printed = capsys.readouterr().out
     assert "| always-lookup [tool, xstest+gsm8k, n=6] | always-lookup | tool |" in printed
     assert "| always-comply [tool, xstest+gsm8k, n=6] | always-comply | tool |" in printed
+    # Finish reasons: one table per run, each under its own label.
+    finish = (out / "comparison.md").read_text().split("## Finish reasons", 1)[1]
+    assert "### always-lookup [tool, xstest+gsm8k, n=6]" in finish
+    assert "### always-comply [tool, xstest+gsm8k, n=6]" in finish
+    assert finish.count("| kind | episodes | cut at token limit |") == 2
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
     assert "not a result directory" in capsys.readouterr().err
 

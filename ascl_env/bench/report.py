@@ -515,23 +515,25 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
         "![lookup rate per task kind](lookup_rate_by_kind.png)",
         "",
     ]
-    if report.get("finish"):
-        errored = report.get("episodes_errored", 0)
+    finished = {label: report for label, (_, report) in runs.items() if report.get("finish")}
+    if finished:
         lines += [
             "## Finish reasons",
             "",
             "An episode counts as cut when any of its turns stopped at the token limit "
-            "(`--max-new-tokens`); its answer was scored as written."
-            + (
-                f" {errored} errored episode(s) (requests that failed after retries) are left "
-                "out of every metric; run the same command again to retry them."
-                if errored
-                else ""
-            ),
-            "",
-            *_finish_table(report["finish"]),
+            "(`--max-new-tokens`); its answer was scored as written. Errored episodes (requests "
+            "that failed after retries) are left out of every metric; rerunning a run's command "
+            "retries them.",
             "",
         ]
+        for label, report in finished.items():
+            errored = report.get("episodes_errored", 0)
+            lines += [
+                f"### {label}" + (f" ({errored} errored episode(s))" if errored else ""),
+                "",
+                *_finish_table(report["finish"]),
+                "",
+            ]
     comparison = {
         "runs": {
             label: {
