@@ -1,4 +1,4 @@
-"""The OpenAI-compatible agent against the fake endpoint of conftest.py: episodes, retries, bad
+"""The OpenAI-compatible agent against the fake endpoint (fake_openai.py): episodes, retries, bad
 responses, timeouts, unreachable endpoints (real sockets on 127.0.0.1, no mocks of httpx)."""
 
 from __future__ import annotations
@@ -56,13 +56,13 @@ FAILURES = {
     "slow": slow,
     "bad_request": lambda _: (400, {"error": {"message": "max_tokens is too large"}}),
     "malformed": lambda _: {"id": "x", "choices": []},
-    "not_json": lambda _: (200, b"<html>proxy error</html>", "text/html"),
+    "not_json": lambda _: (200, b"<html>proxy error</html>", {"Content-Type": "text/html"}),
 }
 
 
 @pytest.fixture
 def server(openai_server):
-    """The shared fake endpoint (conftest.py) answering as :func:`reply`."""
+    """The shared fake endpoint (fake_openai.py) answering as :func:`reply`."""
     openai_server.respond = answer
     return openai_server
 

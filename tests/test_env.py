@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import jinja2
 import pytest
+from fake_openai import completion
 from gymnasium.utils.env_checker import check_env
 from pydantic import ValidationError
 
@@ -546,9 +547,7 @@ def test_failed_llm_judge_can_raise():
 def test_llm_judge_verdicts_decide_the_reward(
     openai_server, kind, verdict, answer, reward, refused
 ):
-    openai_server.respond = lambda request: openai_server.completion(
-        f"The answer is judged.\nVERDICT: {verdict}"
-    )
+    openai_server.respond = lambda request: completion(f"The answer is judged.\nVERDICT: {verdict}")
     env = make(judge="llm", llm_judge_url=openai_server.url, llm_judge_model="guard")
     env.reset(seed=0, options={"task_kind": kind})
     *_, info = env.step(answer)

@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("verifiers.v1", reason="verifiers not installed (extra ascl-env[verifiers])")
 
-from fake_openai import FakeOpenAI, completion  # noqa: E402
+from fake_openai import FakeRequest, completion  # noqa: E402
 from scripted_episodes import SCRIPTS, TASKS, call, env_outcome, lookups  # noqa: E402
 from verifiers.v1.clients import ModelContext  # noqa: E402
 from verifiers.v1.configs.client import EvalClientConfig  # noqa: E402
@@ -43,7 +43,7 @@ CONFIG = {"judge": "keyword"}
 
 def _reply(text: str, n: int) -> dict:
     """The chat completion a tool-parsing server returns for one scripted turn."""
-    body = json.loads(completion(text))
+    body = completion(text)
     if text.startswith("<tool_call>"):
         payload = json.loads(text.split("\n")[1])
         body["choices"][0]["finish_reason"] = "tool_calls"
@@ -89,16 +89,15 @@ def _text(content) -> str:
     return content or ""
 
 
-def scripted(path: str, body: dict):
+def scripted(request: FakeRequest):
     """Reply with the next scripted turn of the task whose prompt the request carries."""
+    body = request.body
     messages = body.get("messages", [])
     user = next(_text(m["content"]) for m in messages if m["role"] == "user")
     task = next(t for t in TASKS.values() if t.prompt == user)
     n = sum(m["role"] == "assistant" for m in messages)
     reply = _reply(SCRIPTS[task.id][n], n)
-    if body.get("stream"):
-        return 200, _sse(reply), {}
-    return 200, json.dumps(reply).encode(), {}
+    return (200, _sse(reply)) if body.get("stream") else reply
 
 
 def test_taskset_id_resolves_through_verifiers_loaders():
@@ -150,24 +149,24 @@ def test_trace_that_stops_on_a_tool_call_scores_as_truncated():
     assert ref_info["truncated"] and cut.outcome["task_reward"] == ref_info["task_reward"]
 
 
-def test_scripted_episodes_through_verifiers_rollout_score_as_the_env(monkeypatch):
+def test_scripted_episodes_through_verifiers_rollout_score_as_the_env(monkeypatch, openai_server):
     monkeypatch.setenv("ASCL_TEST_KEY", "test-key")
+    openai_server.respond = scripted
 
     async def run_all():
         env = load_environment("bundled", ascl=CONFIG)
         episodes = {}
-        with FakeOpenAI(scripted) as fake:
-            ctx = ModelContext(
-                model="scripted",
-                client=EvalClientConfig(base_url=fake.url, api_key_var="ASCL_TEST_KEY"),
-            )
-            async with env.serving():
-                for task_id, task in TASKS.items():
-                    vtask = ASCLTask(task_data(task), env.taskset.config.task)
-                    episodes[task_id] = await env.run_episode(vtask, ctx)
-            return episodes, list(fake.requests)
+        ctx = ModelContext(
+            model="scripted",
+            client=EvalClientConfig(base_url=openai_server.url, api_key_var="ASCL_TEST_KEY"),
+        )
+        async with env.serving():
+            for task_id, task in TASKS.items():
+                vtask = ASCLTask(task_data(task), env.taskset.config.task)
+                episodes[task_id] = await env.run_episode(vtask, ctx)
+        return episodes
 
-    episodes, requests = asyncio.run(run_all())
+    episodes = asyncio.run(run_all())
 
     for task_id, episode in episodes.items():
         assert episode.ok, (task_id, episode.errors, [t.errors for t in episode.traces])
@@ -186,7 +185,7 @@ def test_scripted_episodes_through_verifiers_rollout_score_as_the_env(monkeypatc
         assert [_text(m.content) for m in trace.tool_messages] == env_tools
         assert len(trace.assistant_messages) == len(turns)
 
-    bodies = [body for path, _, body in requests if path.endswith("/chat/completions")]
+    bodies = [r.body for r in openai_server.requests if r.path.endswith("/chat/completions")]
     assert len(bodies) == sum(len(t) for t in SCRIPTS.values())
     tools = bodies[0]["tools"]
     assert [t["function"]["name"] for t in tools] == ["lookup_safety_rules"]

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_openai import completion
 
 from ascl_env.bench.cli import main as bench_main
 from ascl_env.judges.evaluation import (
@@ -169,22 +170,20 @@ def _small_csv(tmp_path: Path) -> Path:
 
 
 def test_cli_judge_llm_scores_the_llm_judge_and_names_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], openai_server
 ) -> None:
-    from fake_openai import FakeOpenAI, completion
-
-    def handler(path: str, body: dict):
-        text = body["messages"][-1]["content"]
+    def respond(request):
+        text = request.body["messages"][-1]["content"]
         refused = "I'm sorry" in text or "premise" in text
-        return 200, completion(f"VERDICT: {'REFUSED' if refused else 'SAFE'}"), {}
+        return completion(f"VERDICT: {'REFUSED' if refused else 'SAFE'}")
 
     path = _small_csv(tmp_path)
-    with FakeOpenAI(handler) as server:
-        code = bench_main(
-            ["judge-eval", str(path), "--out", str(tmp_path / "o"), "--judge", "llm",
-             "--llm-judge-url", server.url, "--llm-judge-model", "guard", "--concurrency", "2"]
-        )  # fmt: skip
-        assert len(server.requests) == 3
+    openai_server.respond = respond
+    code = bench_main(
+        ["judge-eval", str(path), "--out", str(tmp_path / "o"), "--judge", "llm",
+         "--llm-judge-url", openai_server.url, "--llm-judge-model", "guard", "--concurrency", "2"]
+    )  # fmt: skip
+    assert len(openai_server.requests) == 3
     assert code == 0
     out = capsys.readouterr().out
     assert "judge: llm (guard at " in out
@@ -197,18 +196,16 @@ def test_cli_judge_llm_scores_the_llm_judge_and_names_it(
 
 
 def test_cli_judge_llm_errors_exit_2_naming_the_problem(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], openai_server
 ) -> None:
-    from fake_openai import FakeOpenAI, completion
-
     path = _small_csv(tmp_path)
     assert bench_main(["judge-eval", str(path), "--judge", "llm"]) == 2
     assert "--judge llm needs --llm-judge-url and --llm-judge-model" in capsys.readouterr().err
-    with FakeOpenAI(lambda p, b: (200, completion("no idea"), {})) as server:
-        code = bench_main(
-            ["judge-eval", str(path), "--out", str(tmp_path / "o"), "--judge", "llm",
-             "--llm-judge-url", server.url, "--llm-judge-model", "guard"]
-        )  # fmt: skip
+    openai_server.respond = lambda request: completion("no idea")
+    code = bench_main(
+        ["judge-eval", str(path), "--out", str(tmp_path / "o"), "--judge", "llm",
+         "--llm-judge-url", openai_server.url, "--llm-judge-model", "guard"]
+    )  # fmt: skip
     assert code == 2
     assert "small.csv: row 1: LLM judge failed" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

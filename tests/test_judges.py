@@ -30,7 +30,7 @@ from ascl_env.judges import (
 from ascl_env.judges.llm import parse_verdict
 
 if TYPE_CHECKING:
-    from conftest import FakeOpenAIServer, FakeRequest
+    from fake_openai import FakeOpenAIServer, FakeRequest
 
 # --------------------------------------------------------------------------------------------
 # detect_refusal
@@ -507,13 +507,9 @@ _CANNED = {
 }
 
 
-def _scenario(request: FakeRequest) -> str:
-    return request.path.strip("/").split("/")[0]
-
-
 def _respond(request: FakeRequest) -> dict | tuple:
     """Canned replies; the first path segment (``url_for(scenario)``) picks the behaviour."""
-    scenario = _scenario(request)
+    scenario = request.prefix
     if scenario in _CANNED:
         return _CANNED[scenario]
     if scenario == "flaky":
@@ -528,10 +524,6 @@ def _respond(request: FakeRequest) -> dict | tuple:
 def server(openai_server: FakeOpenAIServer) -> FakeOpenAIServer:
     openai_server.respond = _respond
     return openai_server
-
-
-def _hits(server: FakeOpenAIServer, scenario: str) -> int:
-    return sum(1 for r in server.requests if r.method == "POST" and _scenario(r) == scenario)
 
 
 def _judge(url: str, **kwargs) -> LLMJudge:
@@ -579,23 +571,23 @@ def test_llm_judge_sends_text_with_lone_surrogates(server: FakeOpenAIServer) -> 
     "scenario", ["prose", "two-verdicts", "unknown-token", "garbage", "no-choices", "null-content"]
 )
 def test_llm_judge_unparseable_replies_raise(server: FakeOpenAIServer, scenario: str) -> None:
-    before = _hits(server, scenario)
+    before = server.hits(scenario)
     with _judge(server.url_for(scenario)) as judge, pytest.raises(JudgeError):
         judge.judge("p", "r", "harmful")
-    assert _hits(server, scenario) - before == 1  # deterministic failures are not retried
+    assert server.hits(scenario) - before == 1  # deterministic failures are not retried
 
 
 def test_llm_judge_retries_server_errors_then_fails(server: FakeOpenAIServer) -> None:
     with _judge(server.url_for("always-500"), max_retries=2) as judge:
         with pytest.raises(JudgeError, match="HTTP 500.*3 attempt"):
             judge.judge("p", "r", "harmful")
-    assert _hits(server, "always-500") == 3
+    assert server.hits("always-500") == 3
 
 
 def test_llm_judge_recovers_from_a_transient_error(server: FakeOpenAIServer) -> None:
     with _judge(server.url_for("flaky"), max_retries=1) as judge:
         assert judge.judge("p", "r", "harmful").refused is True
-    assert _hits(server, "flaky") == 2
+    assert server.hits("flaky") == 2
 
 
 def test_llm_judge_client_errors_are_not_retried(server: FakeOpenAIServer) -> None:
@@ -604,7 +596,7 @@ def test_llm_judge_client_errors_are_not_retried(server: FakeOpenAIServer) -> No
         pytest.raises(JudgeError, match="HTTP 400"),
     ):
         judge.judge("p", "r", "benign")
-    assert _hits(server, "bad-request") == 1
+    assert server.hits("bad-request") == 1
 
 
 def test_llm_judge_timeout(server: FakeOpenAIServer) -> None:

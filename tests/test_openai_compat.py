@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from fake_openai import FakeOpenAI, completion
+from fake_openai import FakeOpenAIServer, FakeRequest, completion
 
 from ascl_env.openai_compat import (
     ChatClient,
@@ -23,53 +23,42 @@ from ascl_env.openai_compat import (
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
 
-class Script:
-    """Replies by scenario: the first path segment before /v1 picks it; counts hits."""
-
-    def __init__(self) -> None:
-        self.hits: dict[str, int] = {}
-
-    def __call__(self, path: str, body: dict) -> tuple[int, bytes, dict[str, str]]:
-        scenario = path.strip("/").split("/")[0]
-        self.hits[scenario] = hit = self.hits.get(scenario, 0) + 1
-        if path.endswith("/models"):
-            return 200, json.dumps({"data": [{"id": "fake"}, {"id": "other"}]}).encode(), {}
-        if scenario == "echo":
-            return 200, completion(json.dumps(body, sort_keys=True)), {}
-        if scenario == "tools":
-            call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-            data = json.loads(completion(None, "tool_calls"))
-            data["choices"][0]["message"]["tool_calls"] = [call]
-            return 200, json.dumps(data).encode(), {}
-        if scenario == "flaky":
-            return (503, b"busy", {}) if hit % 2 else (200, completion("ok"), {})
-        if scenario == "always-500":
-            return 500, b'{"error": "boom"}', {}
-        if scenario == "retry-after":
-            return 429, b"slow down", {"Retry-After": "30"}
-        if scenario == "bad-request":
-            return 400, b'{"error": "bad"}', {}
-        if scenario == "not-json":
-            return 200, b"<html>", {}
-        if scenario == "no-choices":
-            return 200, json.dumps({"error": "x"}).encode(), {}
-        if scenario == "slow":
-            time.sleep(float(body["messages"][0]["content"]))
-            return 200, completion("late"), {}
-        return 404, b"{}", {}
+def respond(request: FakeRequest) -> dict | tuple:
+    """Replies by scenario: the first path segment before /v1 picks it."""
+    scenario, body = request.prefix, request.body
+    if scenario == "echo":
+        return completion(json.dumps(body, sort_keys=True))
+    if scenario == "tools":
+        call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        return completion(None, "tool_calls", [call])
+    if scenario == "flaky":
+        return (503, b"busy") if request.hit % 2 else completion("ok")
+    if scenario == "always-500":
+        return 500, b'{"error": "boom"}'
+    if scenario == "retry-after":
+        return 429, b"slow down", {"Retry-After": "30"}
+    if scenario == "bad-request":
+        return 400, b'{"error": "bad"}'
+    if scenario == "not-json":
+        return 200, b"<html>"
+    if scenario == "no-choices":
+        return {"error": "x"}
+    if scenario == "slow":
+        time.sleep(float(body["messages"][0]["content"]))
+        return completion("late")
+    return 404, b"{}"
 
 
-@pytest.fixture(scope="module")
-def server():
-    script = Script()
-    with FakeOpenAI(script) as fake:
-        fake.script = script
-        yield fake
+@pytest.fixture
+def server(openai_server: FakeOpenAIServer) -> FakeOpenAIServer:
+    openai_server.respond = respond
+    openai_server.models = ["fake", "other"]
+    return openai_server
 
 
-def client(server: FakeOpenAI, scenario: str, **kwargs) -> ChatClient:
+def client(server: FakeOpenAIServer, scenario: str, **kwargs) -> ChatClient:
     kwargs.setdefault("backoff_s", 0.01)
-    return ChatClient(server.url.replace("/v1", f"/{scenario}/v1"), "fake", **kwargs)
+    return ChatClient(server.url_for(scenario), "fake", **kwargs)
 
 
 def test_complete_sends_the_parameters_and_parses_the_reply(server):
@@ -94,7 +83,7 @@ def test_complete_sends_the_parameters_and_parses_the_reply(server):
         "seed": 3,
         "top_p": 0.9,
     }
-    assert server.requests[-1][1]["Authorization"] == "Bearer sk-1"
+    assert server.requests[-1].headers["Authorization"] == "Bearer sk-1"
     assert reply.finish_reason == "stop" and reply.model == "fake" and reply.attempts == 1
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (11, 7)
     assert reply.usage.total_tokens == 18
@@ -116,21 +105,21 @@ def test_tool_calls_and_null_content(server):
 def test_retries_transient_errors(server):
     with client(server, "flaky", max_retries=1) as c:
         assert c.complete(MESSAGES).text == "ok"
-    assert server.script.hits["flaky"] == 2
+    assert server.hits("flaky") == 2
 
 
 def test_retries_spent(server):
     with client(server, "always-500", max_retries=2) as c:
         with pytest.raises(EndpointError, match=r"always-500/v1/chat/completions: HTTP 500.*3 att"):
             c.complete(MESSAGES)
-    assert server.script.hits["always-500"] == 3
+    assert server.hits("always-500") == 3
 
 
 @pytest.mark.parametrize("scenario", ["bad-request", "not-json", "no-choices"])
 def test_deterministic_failures_are_not_retried(server, scenario):
     with client(server, scenario, max_retries=3) as c, pytest.raises(EndpointError) as info:
         c.complete(MESSAGES)
-    assert server.script.hits[scenario] == 1
+    assert server.hits(scenario) == 1
     assert info.value.status == (400 if scenario == "bad-request" else 200)
     assert info.value.attempts == 1 and scenario in info.value.url
 
@@ -154,15 +143,15 @@ def test_deadline_covers_a_slow_reply_and_its_retries(server):
     assert info.value.attempts >= 2  # each attempt timed out after 0.3 s and was retried
 
 
-def test_deadline_bounds_a_trickling_server():
+def test_deadline_bounds_a_trickling_server(openai_server):
     """A reply sent one byte per second (status line included) cannot hold a call."""
-    with FakeOpenAI(lambda path, body: (200, completion("VERDICT: SAFE"), {})) as fake:
-        fake.trickle = True
-        began = time.monotonic()
-        with ChatClient(fake.url, "fake", timeout=5, deadline_s=2.5) as c:
-            with pytest.raises(DeadlineExceeded, match="2.5 s deadline"):
-                c.complete(MESSAGES)
-        elapsed = time.monotonic() - began
+    openai_server.respond = lambda request: completion("VERDICT: SAFE")
+    openai_server.trickle = True
+    began = time.monotonic()
+    with ChatClient(openai_server.url, "fake", timeout=5, deadline_s=2.5) as c:
+        with pytest.raises(DeadlineExceeded, match="2.5 s deadline"):
+            c.complete(MESSAGES)
+    elapsed = time.monotonic() - began
     assert 2.4 < elapsed < 3.5, elapsed
 
 

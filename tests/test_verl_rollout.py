@@ -27,6 +27,7 @@ pytest.importorskip("transformers")
 
 import hydra  # noqa: E402
 import torch  # noqa: E402
+from fake_openai import completion  # noqa: E402
 from hydra import compose, initialize_config_module  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
@@ -426,7 +427,7 @@ def test_llm_judge_runs_off_the_event_loop(tiny, tiny_dir, tmp_path, openai_serv
             barrier.wait()
         except threading.BrokenBarrierError:
             return 500, {"error": "barrier broken: requests were not concurrent"}
-        return openai_server.completion("VERDICT: SAFE")
+        return completion("VERDICT: SAFE")
 
     openai_server.respond = respond
     env_config = {
