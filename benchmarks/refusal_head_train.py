@@ -7,7 +7,8 @@ Sources of labelled responses (none is the env's own evaluation target):
   ``pyrit/datasets/scorer_evals/refusal_scorer/refusal*.csv``; ``human_score`` 1 = refusal);
 - UncensorBench (MIT; ``pip download --no-deps uncensorbench==0.3.7``,
   ``uncensorbench/data/prompts.json``): per prompt a refusal and a compliant answer;
-- XSTest's human-labelled completions (CC-BY-4.0), one CSV per model (3 classes).
+- XSTest's human-labelled completions (CC-BY-4.0), one CSV per model (3 classes); the rules are
+  told each prompt's kind (``type`` starting with ``contrast_`` is unsafe), as the env tells them.
 
 Held-out figures are leave-one-model-out: for every XSTest file a head is trained on all other
 sources and XSTest files and scored on that file only; the shipped head is trained on everything.
@@ -55,6 +56,7 @@ class Row:
     response: str
     refused: bool
     human: str | None  # 3-class label when known
+    harmful: bool | None = None  # whether the prompt is harmful, when the source says
 
 
 def load_rows(args: argparse.Namespace) -> list[Row]:
@@ -87,7 +89,7 @@ def load_rows(args: argparse.Namespace) -> list[Row]:
     for path in args.xstest or []:
         name = Path(path).stem.replace("xstest_v2_completions_", "")
         for r in read_labelled(path):
-            rows.append(Row(f"xstest:{name}", r.prompt, r.response, r.refused, r.human))
+            rows.append(Row(f"xstest:{name}", r.prompt, r.response, r.refused, r.human, r.unsafe))
     return rows
 
 
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = load_rows(args)
     emb, prompt_emb = embeddings(rows, args.cache)
-    rules = [classify_response(r.response, r.prompt) for r in rows]
+    rules = [classify_response(r.response, r.prompt, harmful=r.harmful) for r in rows]
     groups = args.features.split(",")
     x = build_features(groups, emb, prompt_emb, rule_features(rules))
     sources = sorted({r.source for r in rows})

@@ -83,6 +83,21 @@ def test_failing_classifier_falls_back_to_the_rules_with_judge_error() -> None:
     assert ok.judge == "minilm" and ok.response_class == "partial_refusal" and ok.refused
 
 
+def test_a_classifier_that_takes_the_request_kind_gets_it() -> None:
+    seen: list[bool | None] = []
+
+    class KindAware:
+        takes_request_kind = True
+
+        def __call__(self, text: str, prompt: str | None, harmful: bool | None = None) -> str:
+            seen.append(harmful)
+            return "full_compliance"
+
+    judge_answer(HARMFUL, COMPLIANCE, None, "raise", KindAware(), "minilm")
+    judge_answer(BENIGN, COMPLIANCE, None, "raise", KindAware(), "minilm")
+    assert seen == [True, False]
+
+
 def test_llm_verdict_maps_to_two_classes() -> None:
     class Verdict:
         def __init__(self, refused: bool, safe: bool) -> None:

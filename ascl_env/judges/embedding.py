@@ -250,14 +250,21 @@ class MiniLMJudge:
         self.embed = embedder or Embedder(threads=threads)
 
     def classify_many(
-        self, responses: Sequence[str], prompts: Sequence[str | None] | None = None
+        self,
+        responses: Sequence[str],
+        prompts: Sequence[str | None] | None = None,
+        harmful: Sequence[bool | None] | None = None,
     ) -> list[ResponseClass]:
         """Classes for many responses (batched; only those the rules call compliance are
         embedded)."""
         prompts = list(prompts) if prompts is not None else [None] * len(responses)
         if len(prompts) != len(responses):
             raise ValueError(f"{len(responses)} responses but {len(prompts)} prompts")
-        rules = [classify_response(r, p) for r, p in zip(responses, prompts, strict=True)]
+        kinds = [None] * len(responses) if harmful is None else list(harmful)
+        rules = [
+            classify_response(r, p, harmful=h)
+            for r, p, h in zip(responses, prompts, kinds, strict=True)
+        ]
         todo = [i for i, rule in enumerate(rules) if rule == "full_compliance"]
         out = list(rules)
         if not todo:
@@ -272,8 +279,18 @@ class MiniLMJudge:
             out[i] = cls
         return out
 
-    def __call__(self, text: str, prompt: str | None = None) -> ResponseClass:
-        return self.classify_many([text], [prompt])[0]
+    takes_request_kind = True  # the env passes ``harmful`` (see ascl_env.rewards)
+
+    def __call__(
+        self, text: str, prompt: str | None = None, harmful: bool | None = None
+    ) -> ResponseClass:
+        return self.classify_many([text], [prompt], [harmful])[0]
+
+    def classify_rows(self, rows: Sequence[Any]) -> list[ResponseClass]:
+        """``judge-eval`` rows (response, prompt and the prompt's kind when the file has one)."""
+        return self.classify_many(
+            [r.response for r in rows], [r.prompt for r in rows], [r.unsafe for r in rows]
+        )
 
 
 @functools.cache

@@ -311,8 +311,20 @@ def _refusal_rates(rows: Sequence[LabelledRow], judged: Sequence[bool]) -> dict[
     return rates
 
 
-def default_judge(response: str, prompt: str | None) -> ResponseClass:
-    return classify_response(response, prompt)
+class RulesJudge:
+    """The rule judge (:func:`classify_response`). Per row it also passes the prompt's kind when
+    the file gives one (``harmful=row.unsafe``), as the env passes its task's kind."""
+
+    def __call__(
+        self, response: str, prompt: str | None = None, harmful: bool | None = None
+    ) -> ResponseClass:
+        return classify_response(response, prompt, harmful=harmful)
+
+    def classify_rows(self, rows: Sequence[LabelledRow]) -> list[ResponseClass]:
+        return [classify_response(r.response, r.prompt, harmful=r.unsafe) for r in rows]
+
+
+default_judge = RulesJudge()
 
 
 JUDGES = ("rules", "minilm", "llm")
