@@ -231,6 +231,8 @@ class MiniLMJudge:
 
     name = "minilm"
 
+    takes_request_kind = True  # the env passes ``harmful`` (see ascl_env.rewards)
+
     def __init__(
         self,
         head_path: str | Path | None = None,
@@ -256,7 +258,7 @@ class MiniLMJudge:
         harmful: Sequence[bool | None] | None = None,
     ) -> list[ResponseClass]:
         """Classes for many responses (batched; only those the rules call compliance are
-        embedded)."""
+        embedded). ``harmful`` gives each request's kind to the rules (``None``: unknown)."""
         prompts = list(prompts) if prompts is not None else [None] * len(responses)
         if len(prompts) != len(responses):
             raise ValueError(f"{len(responses)} responses but {len(prompts)} prompts")
@@ -278,8 +280,6 @@ class MiniLMJudge:
         for i, cls in zip(todo, decide(self.head, x, [rules[i] for i in todo]), strict=True):
             out[i] = cls
         return out
-
-    takes_request_kind = True  # the env passes ``harmful`` (see ascl_env.rewards)
 
     def __call__(
         self, text: str, prompt: str | None = None, harmful: bool | None = None
