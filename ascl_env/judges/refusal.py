@@ -439,8 +439,9 @@ def classify_response(
     disclaimer_is_answer = prompt is not None and _ASKS_ABOUT_MODEL.search(prompt) is not None
     head: list[str] = []
     used = 0
-    for index, sentence in enumerate(itertools.islice(sentences, HEAD_SENTENCES)):
-        if used >= HEAD_CHARS:
+    for index in range(HEAD_SENTENCES):
+        sentence = next(sentences, None)
+        if sentence is None or used >= HEAD_CHARS:
             break
         sentence = _MARKDOWN_LEAD.sub("", sentence[: HEAD_CHARS - used])
         used += len(sentence)
@@ -468,7 +469,7 @@ def classify_response(
             tail = [sentence[bridge.start() :]] if bridge else []
             if not _has_content(tail + rest):
                 return "full_refusal"
-            sentences = iter(rest)
+            sentences = itertools.chain(rest, sentences)  # the opening is read on
             head.append(sentence)
             continue
         if (
