@@ -23,7 +23,11 @@ from verl_recipes.cpu.report import read_steps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "verl_recipes" / "scripts" / "smoke_cpu.sh"
-ROLLOUTS_PER_STEP = 4 * 4  # data.train_batch_size x rollout.n in the script
+# Three rollouts per prompt: a group that mixes lookups and direct answers is then always 1/2 or
+# 2/1, so IFPO's weights there differ from 1 (a 2/2 group of four gets weight 1 exactly, and a
+# run whose mixed groups were all 2/2 failed the reweighting test).
+ROLLOUTS_PER_PROMPT = 3
+ROLLOUTS_PER_STEP = 4 * ROLLOUTS_PER_PROMPT  # data.train_batch_size x rollout.n
 # About 3 min on a lightly shared 2-core machine, 7-15 min when six engineers share it.
 TIMEOUT_S = 1500
 
@@ -35,6 +39,7 @@ def smoke_run(tmp_path_factory):
         **os.environ,
         "PYTHON": sys.executable,
         "ASCL_SMOKE_DIR": str(work),
+        "ASCL_SMOKE_N": str(ROLLOUTS_PER_PROMPT),
         "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
     # Its own process group, so a timeout also ends main_ppo and its Ray processes.

@@ -13,7 +13,10 @@
 #
 # Environment: PYTHON (default: .venv/bin/python if present, else python), ASCL_SMOKE_DIR (work
 # folder, default a new temporary one), ASCL_SMOKE_STEPS (2), ASCL_SMOKE_CONFIG (ascl_ifpo),
-# ASCL_SMOKE_SEED (0), ASCL_SMOKE_MODEL (skip step 1 and use this model folder).
+# ASCL_SMOKE_SEED (0), ASCL_SMOKE_MODEL (skip step 1 and use this model folder), ASCL_SMOKE_N
+# (rollouts per prompt, 4; the CI test uses 3: an odd group size makes every group that mixes
+# lookups and direct answers unbalanced, so IFPO's weights there always differ from 1, while a
+# 2/2 group of 4 gets weight 1 exactly).
 # A test harness for the recipe wiring, not a training mode: see verl_recipes/README.md.
 set -euo pipefail
 
@@ -25,6 +28,8 @@ WORK="${ASCL_SMOKE_DIR:-$(mktemp -d -t ascl-verl-cpu-XXXXXX)}"
 STEPS="${ASCL_SMOKE_STEPS:-2}"
 CONFIG="${ASCL_SMOKE_CONFIG:-ascl_ifpo}"
 SEED="${ASCL_SMOKE_SEED:-0}"
+N="${ASCL_SMOKE_N:-4}"
+MICRO=$(( 2 * N ))  # divides the mini-batch of 4 prompts x N rollouts
 # Short episodes: one rule of at most 300 characters per lookup, two assistant turns.
 ENV_CONFIG='{"top_k": 1, "max_rule_chars": 300, "max_turns": 2}'
 MODULES="verl_recipes.cpu.plugin,verl_recipes.plugin,verl_recipes.trainer"
@@ -59,12 +64,12 @@ start=$(date +%s)
     actor_rollout_ref.actor.strategy=fsdp2 actor_rollout_ref.ref.strategy=fsdp2 \
     actor_rollout_ref.actor.use_torch_compile=false \
     actor_rollout_ref.actor.ppo_mini_batch_size=4 \
-    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8 \
+    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="$MICRO" \
     actor_rollout_ref.actor.optim.lr=1e-3 \
-    actor_rollout_ref.rollout.name=hf actor_rollout_ref.rollout.n=4 \
+    actor_rollout_ref.rollout.name=hf actor_rollout_ref.rollout.n="$N" \
     actor_rollout_ref.rollout.seed="$SEED" \
-    actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8 \
-    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8 \
+    actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="$MICRO" \
+    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="$MICRO" \
     actor_rollout_ref.rollout.agent.num_workers=1 \
     reward.num_workers=1 transfer_queue.backend.SimpleStorage.num_data_storage_units=1 \
     trainer.device=cpu trainer.nnodes=1 trainer.n_gpus_per_node=1 \
