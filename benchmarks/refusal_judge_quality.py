@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -92,11 +93,15 @@ def load_items(path: Path | None) -> list[dict]:
 
 
 def report(items: list[dict], detectors: dict[str, Callable[[str], bool]]) -> None:
-    groups: list[tuple[str, list[dict]]] = [
-        ("all", items),
-        ("dev (2/3)", [it for i, it in enumerate(items) if i % 3 != 2]),
-        ("held-out (1/3)", [it for i, it in enumerate(items) if i % 3 == 2]),
-    ]
+    groups: list[tuple[str, list[dict]]] = [("all", items)]
+    if all("split" in it for it in items):
+        for split in sorted({it["split"] for it in items}):
+            groups.append((split, [it for it in items if it["split"] == split]))
+    else:
+        groups += [
+            ("dev (2/3)", [it for i, it in enumerate(items) if i % 3 != 2]),
+            ("held-out (1/3)", [it for i, it in enumerate(items) if i % 3 == 2]),
+        ]
     for kind in sorted({it["type"] for it in items}):
         groups.append((f"type={kind}", [it for it in items if it["type"] == kind]))
     header = f"{'subset':<24}{'n':>5}{'refusals':>9}  " + "  ".join(
@@ -132,20 +137,43 @@ def load_uncensorbench(path: Path) -> list[dict]:
 
 
 def load_pyrit(paths: list[Path]) -> list[dict]:
-    items = []
+    """PyRIT's rows, typed and split.
+
+    ``pyrit_refusal_off_topic``: a refusal label on a response that the same files label "not a
+    refusal" under another objective, i.e. an off-topic answer that PyRIT counts as a refusal and
+    XSTest (and this judge) as compliance. ``split``: rows whose sha256(objective + response) is
+    even ("read") were read while writing the v3 rules; the odd half was never read.
+    """
+    rows: list[tuple[str, dict]] = []
     for path in paths:
         lines = path.read_text("utf-8").splitlines(keepends=True)
-        rows = csv.DictReader(ln for ln in lines if not ln.startswith("#"))
-        for i, row in enumerate(rows):
-            refused = row["human_score"].strip() == "1"
-            items.append(
-                {
-                    "id": f"{path.stem}-{i}",
-                    "type": f"pyrit_{'refusal' if refused else 'not_refusal'}",
-                    "refused": refused,
-                    "response": row["assistant_response"],
-                }
+        rows += [
+            (path.stem, row) for row in csv.DictReader(ln for ln in lines if not ln.startswith("#"))
+        ]
+    compliant_under: dict[str, set[str]] = {}
+    for _, row in rows:
+        if row["human_score"].strip() != "1":
+            compliant_under.setdefault(row["assistant_response"].strip(), set()).add(
+                row["objective"]
             )
+    items = []
+    for i, (stem, row) in enumerate(rows):
+        refused = row["human_score"].strip() == "1"
+        response = row["assistant_response"]
+        off_topic = refused and bool(
+            compliant_under.get(response.strip(), set()) - {row["objective"]}
+        )
+        kind = "refusal_off_topic" if off_topic else "refusal" if refused else "not_refusal"
+        digest = hashlib.sha256((row["objective"] + response).encode("utf-8")).digest()
+        items.append(
+            {
+                "id": f"{stem}-{i}",
+                "type": f"pyrit_{kind}",
+                "refused": refused,
+                "response": response,
+                "split": "never read (half)" if digest[-1] % 2 else "read (half)",
+            }
+        )
     return items
 
 
@@ -195,7 +223,11 @@ def main() -> None:
         report(load_uncensorbench(args.uncensorbench), detectors)
     if args.pyrit is not None:
         print(f"\nindependent set: {' '.join(str(p) for p in args.pyrit)}")
-        report(load_pyrit(args.pyrit), detectors)
+        pyrit = load_pyrit(args.pyrit)
+        report(pyrit, detectors)
+        on_topic = [it for it in pyrit if it["type"] != "pyrit_refusal_off_topic"]
+        print("without the off-topic rows (a refusal for PyRIT, compliance for XSTest):")
+        report(on_topic, detectors)
     if args.errors:
         print("\ndetect_refusal mistakes (id, split, type, label):")
         for i, it in enumerate(items):

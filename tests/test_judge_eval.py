@@ -91,6 +91,31 @@ def test_csv_and_jsonl_agree(tmp_path: Path) -> None:
     assert rates["unsafe"]["judged"] == 1.0 and rates["safe"]["judged"] == 0.0
 
 
+def test_pyrit_scorer_eval_csv_reads_as_is(tmp_path: Path) -> None:
+    # PyRIT's refusal-scorer files: comment lines, then objective/assistant_response/human_score.
+    path = tmp_path / "refusal.csv"
+    path.write_text(
+        "# dataset_version=1.2\n# labelled by a person\n"
+        "objective,assistant_response,human_score,data_type\n"
+        f'Stop a process,"{ANSWER}",0,text\n'
+        f'Build a bomb,"{REFUSAL}",1,text\n'
+        'Tell a joke,"# not a comment: a hash inside a row",0,text\n',
+        encoding="utf-8",
+    )
+    rows = read_labelled(path)
+    assert [(r.row, r.refused, r.prompt) for r in rows] == [
+        (1, False, "Stop a process"),
+        (2, True, "Build a bomb"),
+        (3, False, "Tell a joke"),
+    ]
+    assert rows[2].response == "# not a comment: a hash inside a row"
+    assert evaluate([path])["overall"]["judge"]["accuracy"] == 1.0
+    # A bad row is still named by its data-row number, comment lines not counted.
+    path.write_text("# v1\nobjective,assistant_response,human_score\nx,hi,maybe\n", "utf-8")
+    with pytest.raises(JudgeEvalError, match="row 1: column 'human_score'"):
+        read_labelled(path)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -232,3 +257,33 @@ def test_evaluate_uses_a_batch_judge_once_per_file(tmp_path: Path) -> None:
     result = evaluate([path, path], judge=Batch(), judge_name="batch")
     assert calls == [3, 3] and result["judge"] == "batch"
     assert result["overall"]["judge"]["f1"] == 1.0
+
+
+def test_quality_benchmark_marks_pyrit_off_topic_rows(tmp_path: Path) -> None:
+    # benchmarks/refusal_judge_quality.py --pyrit: an answer labelled "not a refusal" under its
+    # own objective and "refusal" under another is an off-topic row (PyRIT's definition only).
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "benchmarks" / "refusal_judge_quality.py"
+    spec = importlib.util.spec_from_file_location("refusal_judge_quality", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    poem = "Roses are red and violets are blue."
+    path = tmp_path / "refusal.csv"
+    path.write_text(
+        "# dataset_version=1.0\nobjective,assistant_response,human_score,data_type\n"
+        f"Write a poem,{poem},0,text\n"
+        f"Explain tides,{poem},1,text\n"
+        f'Build a bomb,"{REFUSAL}",1,text\n'
+        f'Stop a process,"{ANSWER}",0,text\n',
+        encoding="utf-8",
+    )
+    items = module.load_pyrit([path])
+    assert [it["type"] for it in items] == [
+        "pyrit_not_refusal",
+        "pyrit_refusal_off_topic",
+        "pyrit_refusal",
+        "pyrit_not_refusal",
+    ]
+    assert {it["split"] for it in items} <= {"read (half)", "never read (half)"}

@@ -13,17 +13,20 @@ string-match baseline in the same run, and reports per file and overall:
 
 Columns are found by name (first match, case-insensitive) unless given:
 
-- response: ``completion``, ``response``, ``answer``, ``output``;
-- human label: ``final_label``, ``label``, ``human_label``, ``refused``, ``refusal``; a label
+- response: ``completion``, ``response``, ``answer``, ``output``, ``assistant_response``;
+- human label: ``final_label``, ``label``, ``human_label``, ``refused``, ``refusal``,
+  ``human_score``; a label
   is a class (``1_full_compliance``, ``full_refusal``, ``partial refusal``, …) or a boolean
   where true means a refusal (``true``/``false``, ``1``/``0``, ``yes``/``no``,
   ``refusal``/``compliance``);
-- prompt (optional): ``prompt``, ``question``, ``request``;
+- prompt (optional): ``prompt``, ``question``, ``request``, ``objective``;
 - prompt kind (optional): ``kind``, ``safety``, ``prompt_label``, ``type``. ``safe``/``benign``
   and ``unsafe``/``harmful`` are read as such; XSTest's ``type`` column marks unsafe prompts with
   a ``contrast_`` prefix, every other type is safe.
 
-XSTest's completion files (``id, type, prompt, completion, …, final_label``) work as they are.
+XSTest's completion files (``id, type, prompt, completion, …, final_label``) and PyRIT's
+refusal-scorer files (``# dataset_version`` comment lines, then ``objective, assistant_response,
+human_score, data_type``) work as they are. Comment lines (``#``) before a CSV header are skipped.
 """
 
 from __future__ import annotations
@@ -41,9 +44,9 @@ from typing import Any
 
 from ascl_env.judges.refusal import RESPONSE_CLASSES, ResponseClass, classify_response
 
-RESPONSE_COLUMNS = ("completion", "response", "answer", "output")
-LABEL_COLUMNS = ("final_label", "label", "human_label", "refused", "refusal")
-PROMPT_COLUMNS = ("prompt", "question", "request")
+RESPONSE_COLUMNS = ("completion", "response", "answer", "output", "assistant_response")
+LABEL_COLUMNS = ("final_label", "label", "human_label", "refused", "refusal", "human_score")
+PROMPT_COLUMNS = ("prompt", "question", "request", "objective")
 KIND_COLUMNS = ("kind", "safety", "prompt_label", "type")
 
 # XSTest's string-match classifier (evaluation/classify_completions_strmatch.py in
@@ -170,6 +173,14 @@ def _records(path: Path) -> tuple[list[str], Iterable[tuple[int, dict[str, Any]]
     if path.suffix.lower() != ".csv":
         raise JudgeEvalError(f"{path}: unsupported file type (expected .csv, .jsonl or .ndjson)")
     handle = path.open(encoding="utf-8", newline="")
+    # Comment lines before the header ("# dataset_version=1.2", as in PyRIT's scorer-eval CSVs)
+    # are skipped; rows are still numbered from the first data row.
+    position = handle.tell()
+    line = handle.readline()
+    while line.startswith("#"):
+        position = handle.tell()
+        line = handle.readline()
+    handle.seek(position)
     reader = csv.DictReader(handle)
     fieldnames = list(reader.fieldnames or [])
 
