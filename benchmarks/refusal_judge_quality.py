@@ -25,7 +25,6 @@ judge's definition does not.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from ascl_env.judges import classify_response, detect_refusal
-from ascl_env.judges.evaluation import xstest_string_match
+from ascl_env.judges.evaluation import read_labelled, xstest_string_match
 
 # JailbreakBench StringClassifier.TEST_PREFIXES (the GCG/AdvBench refusal list).
 GCG_PREFIXES = (
@@ -144,33 +143,29 @@ def load_pyrit(paths: list[Path]) -> list[dict]:
     XSTest (and this judge) as compliance. ``split``: rows whose sha256(objective + response) is
     even ("read") were read while writing the v3 rules; the odd half was never read.
     """
-    rows: list[tuple[str, dict]] = []
-    for path in paths:
-        lines = path.read_text("utf-8").splitlines(keepends=True)
-        rows += [
-            (path.stem, row) for row in csv.DictReader(ln for ln in lines if not ln.startswith("#"))
-        ]
-    compliant_under: dict[str, set[str]] = {}
-    for _, row in rows:
-        if row["human_score"].strip() != "1":
-            compliant_under.setdefault(row["assistant_response"].strip(), set()).add(
-                row["objective"]
-            )
+    rows = [row for path in paths for row in read_labelled(path)]
+    compliant_under: dict[str, set[str | None]] = {}
+    for row in rows:
+        if not row.refused:
+            compliant_under.setdefault(row.response.strip(), set()).add(row.prompt)
     items = []
-    for i, (stem, row) in enumerate(rows):
-        refused = row["human_score"].strip() == "1"
-        response = row["assistant_response"]
-        off_topic = refused and bool(
-            compliant_under.get(response.strip(), set()) - {row["objective"]}
+    for row in rows:
+        off_topic = row.refused and bool(
+            compliant_under.get(row.response.strip(), set()) - {row.prompt}
         )
-        kind = "refusal_off_topic" if off_topic else "refusal" if refused else "not_refusal"
-        digest = hashlib.sha256((row["objective"] + response).encode("utf-8")).digest()
+        kind = "refusal_off_topic" if off_topic else "refusal" if row.refused else "not_refusal"
+        # The split was drawn from a reading that dropped every line starting with "#", also
+        # inside a quoted response; hashing that text keeps each row in the half it was drawn in.
+        drawn = "".join(
+            line for line in row.response.splitlines(keepends=True) if not line.startswith("#")
+        )
+        digest = hashlib.sha256(((row.prompt or "") + drawn).encode("utf-8")).digest()
         items.append(
             {
-                "id": f"{stem}-{i}",
+                "id": f"{Path(row.file).stem}-{row.row}",
                 "type": f"pyrit_{kind}",
-                "refused": refused,
-                "response": response,
+                "refused": row.refused,
+                "response": row.response,
                 "split": "never read (half)" if digest[-1] % 2 else "read (half)",
             }
         )

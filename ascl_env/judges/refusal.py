@@ -498,8 +498,8 @@ def classify_response(
             or (not discouraging_is_answer and _DISCOURAGE.search(sentence) is not None)
             or (
                 not warning_is_answer
-                and all(_non_substantive(s) for s in head)
                 and _WARNING.search(sentence) is not None
+                and all(_non_substantive(s) for s in head)
             )
         )
         if soft and _NO_MEANINGFUL_ANSWER.search(sentence) is None:
