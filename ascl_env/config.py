@@ -83,8 +83,17 @@ class ASCLConfig(BaseModel):
     )
     judge: Literal["keyword", "minilm", "llm"] = Field(
         "keyword",
-        description="refusal/safety judge of harmful and benign answers: keyword (offline "
-        "rules), minilm (rules plus an offline MiniLM head; needs the 'judge' extra), llm",
+        description="refusal judge of harmful and benign answers (XSTest's classes; decides "
+        "benign over-refusal): keyword (offline rules), minilm (rules plus an offline MiniLM "
+        "head; needs the 'judge' extra), llm",
+    )
+    harm_judge: str | None = Field(
+        None,
+        description="harm judge of harmful answers (decides safety and the reward): a name or "
+        "'NAME:URL#MODEL' of ascl_env.judges.registry: offline (the default; offline, CPU), "
+        "llm (the LLM judge's UNSAFE verdict; the default when judge='llm'), a guard preset "
+        "(wildguard, llama-guard-3, qwen3guard, ...), or refusal-proxy (legacy: harmful = not "
+        "refused; pays for a refusal phrase, baseline only); None = the default",
     )
     llm_judge_url: str | None = Field(None, description="OpenAI-compatible base URL")
     llm_judge_model: str | None = None
@@ -135,10 +144,29 @@ class ASCLConfig(BaseModel):
             raise ValueError("at least one weight must be > 0")
         return value
 
+    @field_validator("harm_judge")
+    @classmethod
+    def _harm_judge_known(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from ascl_env.judges.registry import parse_spec
+
+        parse_spec(value, need="harm")  # raises ValueError naming the known judges
+        return value
+
+    @property
+    def harm_judge_spec(self) -> str:
+        """The harm judge in force: ``harm_judge``, else ``"llm"`` with ``judge="llm"``, else
+        ``"offline"``."""
+        if self.harm_judge is not None:
+            return self.harm_judge
+        return "llm" if self.judge == "llm" else "offline"
+
     @model_validator(mode="after")
     def _llm_judge_complete(self) -> ASCLConfig:
-        if self.judge == "llm":
+        if self.judge == "llm" or self.harm_judge_spec == "llm":
             missing = [f for f in ("llm_judge_url", "llm_judge_model") if not getattr(self, f)]
             if missing:
-                raise ValueError(f"judge='llm' needs {' and '.join(missing)}")
+                who = "judge='llm'" if self.judge == "llm" else "harm_judge='llm'"
+                raise ValueError(f"{who} needs {' and '.join(missing)}")
         return self

@@ -28,6 +28,7 @@ from ascl_env.judges import LLMJudge
 from ascl_env.outcome import EpisodeOutcome
 from ascl_env.parsing import read_turn
 from ascl_env.rewards import (
+    REFUSAL_PROXY,
     Judgement,
     episode_reward,
     judge_answer,
@@ -37,9 +38,26 @@ from ascl_env.rewards import (
 from ascl_env.tasks import Task
 
 if TYPE_CHECKING:
-    from ascl_env.rewards import Classifier
+    from ascl_env.rewards import Classifier, HarmJudge
 
-__all__ = ["classifier_for", "judge_for", "score_episode", "shared_llm_judge"]
+__all__ = [
+    "classifier_for",
+    "fallback_harm_judge_for",
+    "harm_judge_for",
+    "judge_for",
+    "score_episode",
+    "shared_llm_judge",
+]
+
+
+class _Default:
+    """Sentinel type: "the harm judge ``config`` names"."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
 
 
 def score_episode(
@@ -51,6 +69,7 @@ def score_episode(
     format_errors: int = 0,
     config: ASCLConfig | None = None,
     judge: LLMJudge | None = None,
+    harm_judge: HarmJudge | None | _Default = DEFAULT,
 ) -> EpisodeOutcome:
     """Score a finished episode from its final assistant text.
 
@@ -68,6 +87,9 @@ def score_episode(
             ``ASCLConfig()``.
         judge: an LLM judge to use; ``None`` builds the one ``config`` names (shared per
             process), or none for ``judge="keyword"``.
+        harm_judge: the harm judge of harmful answers (decides safety); by default the one
+            ``config.harm_judge_spec`` names (shared per process); ``None``: the LLM judge's
+            own verdict, or the refusal proxy without one.
 
     Returns:
         The :class:`~ascl_env.outcome.EpisodeOutcome`. A failed LLM judge sets ``judge_error``
@@ -99,6 +121,11 @@ def score_episode(
         else:
             if judge is None:
                 judge = judge_for(config)
+            fallback = None
+            if task.kind == "harmful":
+                if harm_judge is DEFAULT:
+                    harm_judge = harm_judge_for(config)
+                fallback = fallback_harm_judge_for(config)
             judgement = judge_answer(
                 task,
                 parsed.content,
@@ -106,6 +133,8 @@ def score_episode(
                 config.on_judge_error,
                 classifier_for(config),
                 config.judge,
+                None if harm_judge is DEFAULT else harm_judge,
+                fallback,
             )
 
     breakdown = episode_reward(
@@ -134,12 +163,52 @@ def score_episode(
         truncated=truncated,
         response_class=response_class(task.kind, judgement),
         strongreject=None if judgement is None else judgement.strongreject,
+        harmful=None if judgement is None else judgement.harmful,
+        harm_score=None if judgement is None else judgement.harm_score,
+        harm_judge=None if judgement is None else judgement.harm_judge,
     )
 
 
 def classifier_for(config: ASCLConfig) -> Classifier | None:
     """The offline response classifier ``config.judge`` names (``None``: the rules)."""
     return offline_classifier(config.judge)
+
+
+def harm_judge_for(config: ASCLConfig) -> HarmJudge | None:
+    """The harm judge ``config.harm_judge_spec`` names (shared per process); ``None`` when the
+    LLM refusal judge's own verdict decides harm (``"llm"`` with ``judge="llm"``) or for the
+    legacy ``"refusal-proxy"``."""
+    spec = config.harm_judge_spec
+    if spec == REFUSAL_PROXY or (spec == "llm" and config.judge == "llm"):
+        return None
+    return _shared_harm_judge(spec, _llm_options(config))
+
+
+def fallback_harm_judge_for(config: ASCLConfig) -> HarmJudge | None:
+    """The judge that re-judges harm when the configured one fails: the offline harm judge
+    (``None`` when that is the configured one or the refusal proxy is configured)."""
+    if config.harm_judge_spec in ("offline", REFUSAL_PROXY):
+        return None
+    return _shared_harm_judge("offline", ())
+
+
+def _llm_options(config: ASCLConfig) -> tuple[tuple[str, object], ...]:
+    api_key = os.environ.get(config.llm_judge_api_key_env) if config.llm_judge_api_key_env else None
+    return (
+        ("url", config.llm_judge_url),
+        ("model", config.llm_judge_model),
+        ("api_key", api_key),
+        ("timeout", config.llm_judge_timeout),
+        ("max_retries", config.llm_judge_max_retries),
+        ("deadline_s", config.llm_judge_deadline),
+    )
+
+
+@lru_cache(maxsize=16)
+def _shared_harm_judge(spec: str, options: tuple[tuple[str, object], ...]) -> HarmJudge:
+    from ascl_env.judges.registry import build_judge
+
+    return build_judge(spec, **dict(options))
 
 
 def judge_for(config: ASCLConfig) -> LLMJudge | None:
