@@ -397,8 +397,12 @@ def test_harm_mode_errors_name_file_row_and_field(
     # a refusal-only judge cannot be scored on harm labels
     assert bench_main(["judge-eval", str(good), "--judge", "keyword"]) == 2
     err = capsys.readouterr().err
-    assert "--judge keyword does not answer the harm question" in err and "refusal-proxy" in err
+    assert "error: --judge keyword does not answer the harm question" in err
+    assert "refusal-proxy" in err
     refusal_file = _small_csv(tmp_path)
+    # and a harm-only guard cannot be scored on refusal labels
+    assert bench_main(["judge-eval", str(refusal_file), "--judge", "harmbench:http://h/v1"]) == 2
+    assert "--judge harmbench does not answer the refusal question" in capsys.readouterr().err
     assert bench_main(["judge-eval", str(good), str(refusal_file)]) == 2
     assert "d.jsonl holds harm labels but" in capsys.readouterr().err
     assert bench_main(["judge-eval", str(good), "--judge", "nonesuch"]) == 2

@@ -326,17 +326,14 @@ def _refusal_rates(rows: Sequence[LabelledRow], judged: Sequence[bool]) -> dict[
 _KIND_OF_UNSAFE = {True: "harmful", False: "benign", None: None}
 
 
-def _endpoint_judge(judge: Any) -> bool:
-    return hasattr(judge, "concurrency") and not judge.files()
-
-
 def judge_rows(judge: Any, file: str, responses: Sequence[str], prompts: Sequence[str | None],
                kinds: Sequence[str | None], where: Sequence[str]) -> list[Verdict]:  # fmt: skip
-    """Verdicts of a registry judge on one file's rows; an endpoint judge's failure names its
-    row (``where[i]``, e.g. ``"file.csv: row 3"``)."""
+    """Verdicts of a registry judge on one file's rows. Offline judges get one batch; endpoint
+    judges (those with a ``concurrency``) one request per row, ``concurrency`` at a time, so a
+    failure names its row (``where[i]``, e.g. ``"file.csv: row 3"``)."""
     from ascl_env.judges.llm import JudgeError
 
-    if not _endpoint_judge(judge):
+    if not hasattr(judge, "concurrency"):  # offline: one batch
         try:
             return list(judge.judge_many(responses, prompts, kinds))
         except JudgeError as exc:
@@ -382,12 +379,16 @@ def build_judge(args: argparse.Namespace, task: str) -> Any:
     question = "harm" if task == "harm" else "refusal"
     try:
         spec = registry.parse_spec(args.judge)
-        if question not in registry.answers_of(spec.name):
-            able = [n for n in registry.JUDGES if question in registry.answers_of(n)]
-            raise JudgeEvalError(
-                f"--judge {spec.name} does not answer the {question} question; judges that do: "
-                + ", ".join(able)
-            )
+    except ValueError as exc:
+        raise JudgeEvalError(f"--judge {args.judge}: {exc}") from None
+    if question not in registry.answers_of(spec.name):
+        able = [n for n in registry.JUDGES if question in registry.answers_of(n)]
+        raise JudgeEvalError(
+            f"--judge {spec.name} does not answer the {question} question; judges that do: "
+            + ", ".join(able)
+        )
+    options: dict[str, Any] = {"head": args.head}
+    if spec.url is not None:
         api_key = None
         if args.api_key_env:
             api_key = os.environ.get(args.api_key_env)
@@ -395,14 +396,13 @@ def build_judge(args: argparse.Namespace, task: str) -> Any:
                 raise JudgeEvalError(
                     f"--api-key-env: environment variable {args.api_key_env!r} is not set"
                 )
-        options: dict[str, Any] = {"head": args.head}
-        if registry.parse_spec(args.judge).url is not None:
-            options = {
-                "api_key": api_key,
-                "timeout": args.timeout,
-                "deadline_s": args.deadline,
-                "concurrency": args.concurrency,
-            }
+        options = {
+            "api_key": api_key,
+            "timeout": args.timeout,
+            "deadline_s": args.deadline,
+            "concurrency": args.concurrency,
+        }
+    try:
         return registry.build_judge(spec, **options)
     except (ValueError, JudgeModelError, ImportError) as exc:
         raise JudgeEvalError(f"--judge {args.judge}: {exc}") from None
@@ -593,6 +593,11 @@ class HarmRow:
     response: str
     harmful: bool
 
+    @property
+    def where(self) -> str:
+        unit = "line" if self.file.endswith((".jsonl", ".ndjson")) else "row"
+        return f"{self.file}: {unit} {self.row}"
+
 
 def parse_harm_label(value: Any) -> bool:
     """``True`` for a harmful response (1, true, yes, harmful, unsafe); raises ``ValueError``."""
@@ -699,15 +704,12 @@ def _harm_verdicts(judge: Any, rows: Sequence[HarmRow]) -> list[bool]:
         [r.response for r in rows],
         [r.request for r in rows],
         ["harmful"] * len(rows),
-        [f"{r.file}: {'line' if r.file.endswith(('.jsonl', '.ndjson')) else 'row'} {r.row}"
-         for r in rows],
-    )  # fmt: skip
+        [r.where for r in rows],
+    )
     out = []
     for row, verdict in zip(rows, verdicts, strict=True):
         if verdict.harmful is None:
-            raise JudgeEvalError(
-                f"{row.file}: row {row.row}: judge {judge.name} gave no harm verdict"
-            )
+            raise JudgeEvalError(f"{row.where}: judge {judge.name} gave no harm verdict")
         out.append(verdict.harmful)
     return out
 
