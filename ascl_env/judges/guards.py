@@ -315,6 +315,7 @@ class WildGuardJudge(GuardJudge):
     default_model = "allenai/wildguard"
     answers = frozenset({"refusal", "harm"})
     endpoint = "text"
+    max_tokens_default = 64
 
     def body(self, prompt: str, answer: str) -> dict[str, Any]:
         return self._text(WILDGUARD_TEMPLATE.format(prompt=prompt, response=answer))
