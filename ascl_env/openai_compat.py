@@ -1,5 +1,9 @@
 """One client for OpenAI-compatible ``/chat/completions`` endpoints (``vllm serve``, hosted APIs).
 
+Classifiers trained on a raw prompt format (WildGuard, HarmBench's Llama-2 classifier) need the
+legacy text endpoint instead: :meth:`ChatClient.text_body` builds a ``/completions`` body, and
+``complete_many(bodies, endpoint="text")`` sends it under the same policy and deadline.
+
 Used by the LLM judge (and meant for the OpenAI-compatible agent of the harness). Built on
 ``httpx`` only. One retry policy and one **total deadline per call**:
 
@@ -145,6 +149,12 @@ def parse_completion(data: Any, url: str, *, attempts: int = 1, seconds: float =
         choices.append(
             Choice(content or "", reason if isinstance(reason, str) else None, tuple(tool_calls))
         )
+    return _completion(data, choices, attempts, seconds)
+
+
+def _completion(
+    data: dict[str, Any], choices: list[Choice], attempts: int, seconds: float
+) -> ChatCompletion:
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
 
     def count(key: str) -> int | None:
@@ -160,6 +170,36 @@ def parse_completion(data: Any, url: str, *, attempts: int = 1, seconds: float =
         seconds=seconds,
         raw=data,
     )
+
+
+def parse_text_completion(data: Any, url: str, *, attempts: int = 1, seconds: float = 0.0):
+    """Turn a decoded ``/completions`` (text) body into a :class:`ChatCompletion` (its choices'
+    ``text``; no tool calls).
+
+    Raises:
+        EndpointError: (status 200) when ``choices[i].text`` is missing or not text.
+    """
+
+    def bad(why: str) -> EndpointError:
+        return EndpointError(
+            f"{url}: HTTP 200 but not a text completion ({why}): {str(data)[:_BODY_EXCERPT]!r}",
+            url=url,
+            status=200,
+            attempts=attempts,
+        )
+
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        raise bad("no 'choices' list")
+    if not data["choices"]:
+        raise bad("'choices' is empty")
+    choices = []
+    for i, choice in enumerate(data["choices"]):
+        text = choice.get("text") if isinstance(choice, dict) else None
+        if not isinstance(text, str):
+            raise bad(f"choices[{i}] has no 'text' string")
+        reason = choice.get("finish_reason")
+        choices.append(Choice(text, reason if isinstance(reason, str) else None))
+    return _completion(data, choices, attempts, seconds)
 
 
 def _excerpt(reply: httpx.Response) -> str:
@@ -260,6 +300,7 @@ class ChatClient:
             )
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"
+        self.text_url = self.base_url + "/completions"
         self.model = model
         self.api_key = api_key
         self.timeout = float(timeout)
@@ -355,14 +396,36 @@ class ChatClient:
         return self.complete_many([body], deadline_s=deadline_s)[0]
 
     def complete_many(
-        self, bodies: Sequence[Mapping[str, Any]], *, deadline_s: float | None = None
+        self,
+        bodies: Sequence[Mapping[str, Any]],
+        *,
+        deadline_s: float | None = None,
+        endpoint: str = "chat",
     ) -> list[ChatCompletion]:
-        """Send several request bodies (from :meth:`request_body`) concurrently under ONE
-        deadline; the results are in order. The first failure cancels the others and is raised.
+        """Send several request bodies (from :meth:`request_body`, or :meth:`text_body` with
+        ``endpoint="text"``) concurrently under ONE deadline; the results are in order. The first
+        failure cancels the others and is raised.
         """
+        if endpoint not in ("chat", "text"):
+            raise ValueError(f"endpoint must be 'chat' or 'text', got {endpoint!r}")
         deadline = self._deadline(deadline_s)
         loop, client = self._ensure()
-        return loop.run(self._gather(client, bodies, deadline))
+        return loop.run(self._gather(client, bodies, deadline, endpoint == "text"))
+
+    def text_body(
+        self,
+        prompt: str,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A ``/completions`` body: ``prompt`` is sent as it is, no chat template applied."""
+        body: dict[str, Any] = {"model": self.model, "prompt": prompt}
+        optional = {"temperature": temperature, "max_tokens": max_tokens}
+        body.update({k: v for k, v in optional.items() if v is not None})
+        body.update(extra_body or {})
+        return body
 
     def request_body(
         self,
@@ -420,15 +483,17 @@ class ChatClient:
         client: httpx.AsyncClient,
         bodies: Sequence[Mapping[str, Any]],
         deadline: tuple[float, float],
+        text: bool = False,
     ) -> list[ChatCompletion]:
+        url = self.text_url if text else self.url
+        parse = parse_text_completion if text else parse_completion
+
         async def one(body: Mapping[str, Any]) -> ChatCompletion:
             began = time.monotonic()
             data, attempts = await self._with_deadline(
-                self._send(client, "POST", self.url, body, count=True), self.url, deadline
+                self._send(client, "POST", url, body, count=True), url, deadline
             )
-            return parse_completion(
-                data, self.url, attempts=attempts, seconds=time.monotonic() - began
-            )
+            return parse(data, url, attempts=attempts, seconds=time.monotonic() - began)
 
         tasks = [asyncio.ensure_future(one(b)) for b in bodies]
         if not tasks:

