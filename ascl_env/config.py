@@ -147,11 +147,13 @@ class ASCLConfig(BaseModel):
     @field_validator("harm_judge")
     @classmethod
     def _harm_judge_known(cls, value: str | None) -> str | None:
-        if value is None:
+        if value is None or value == "llm":  # "llm": the llm_judge_* endpoint
             return value
-        from ascl_env.judges.registry import parse_spec
+        from ascl_env.judges.registry import answers_of, parse_spec
 
-        parse_spec(value, need="harm")  # raises ValueError naming the known judges
+        name = parse_spec(value).name  # raises ValueError naming the known judges
+        if "harm" not in answers_of(name):
+            raise ValueError(f"judge {name!r} does not judge harm (it answers refusal only)")
         return value
 
     @property

@@ -174,6 +174,31 @@ def classifier_for(config: ASCLConfig) -> Classifier | None:
     return offline_classifier(config.judge)
 
 
+def _llm_options(config: ASCLConfig) -> tuple[tuple[str, object], ...]:
+    """The endpoint options of the ``llm_judge_*`` fields (every endpoint judge takes them)."""
+    api_key = os.environ.get(config.llm_judge_api_key_env) if config.llm_judge_api_key_env else None
+    return (
+        ("api_key", api_key),
+        ("timeout", config.llm_judge_timeout),
+        ("max_retries", config.llm_judge_max_retries),
+        ("deadline_s", config.llm_judge_deadline),
+    )
+
+
+def harm_judge_build_args(config: ASCLConfig) -> tuple[str, tuple[tuple[str, object], ...]]:
+    """``(spec, options)`` that build the configured harm judge with the registry: a bare
+    ``"llm"`` is the ``llm_judge_url``/``llm_judge_model`` endpoint; endpoint judges get the
+    ``llm_judge_*`` timeouts and key."""
+    from ascl_env.judges.registry import is_endpoint, parse_spec
+
+    spec = config.harm_judge_spec
+    if spec == "llm":
+        spec = f"llm:{config.llm_judge_url}#{config.llm_judge_model}"
+    if not is_endpoint(parse_spec(spec).name):
+        return spec, ()
+    return spec, _llm_options(config)
+
+
 def harm_judge_for(config: ASCLConfig) -> HarmJudge | None:
     """The harm judge ``config.harm_judge_spec`` names (shared per process); ``None`` when the
     LLM refusal judge's own verdict decides harm (``"llm"`` with ``judge="llm"``) or for the
@@ -181,7 +206,7 @@ def harm_judge_for(config: ASCLConfig) -> HarmJudge | None:
     spec = config.harm_judge_spec
     if spec == REFUSAL_PROXY or (spec == "llm" and config.judge == "llm"):
         return None
-    return _shared_harm_judge(spec, _llm_options(config))
+    return _shared_harm_judge(*harm_judge_build_args(config))
 
 
 def fallback_harm_judge_for(config: ASCLConfig) -> HarmJudge | None:
@@ -190,18 +215,6 @@ def fallback_harm_judge_for(config: ASCLConfig) -> HarmJudge | None:
     if config.harm_judge_spec in ("offline", REFUSAL_PROXY):
         return None
     return _shared_harm_judge("offline", ())
-
-
-def _llm_options(config: ASCLConfig) -> tuple[tuple[str, object], ...]:
-    api_key = os.environ.get(config.llm_judge_api_key_env) if config.llm_judge_api_key_env else None
-    return (
-        ("url", config.llm_judge_url),
-        ("model", config.llm_judge_model),
-        ("api_key", api_key),
-        ("timeout", config.llm_judge_timeout),
-        ("max_retries", config.llm_judge_max_retries),
-        ("deadline_s", config.llm_judge_deadline),
-    )
 
 
 @lru_cache(maxsize=16)

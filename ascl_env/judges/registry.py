@@ -39,6 +39,7 @@ __all__ = [
     "build_judge",
     "describe",
     "file_sha256",
+    "is_endpoint",
     "parse_spec",
     "provenance",
 ]
@@ -362,6 +363,11 @@ def describe() -> str:
 def answers_of(name: str) -> frozenset[str]:
     """The questions judge ``name`` answers (without building it)."""
     return _entry(name).answers
+
+
+def is_endpoint(name: str) -> bool:
+    """Whether judge ``name`` runs behind an endpoint (its spec then holds a URL)."""
+    return _entry(name).endpoint
 
 
 def _entry(name: str) -> _Entry:
