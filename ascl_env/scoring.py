@@ -211,8 +211,9 @@ def harm_judge_for(config: ASCLConfig) -> HarmJudge | None:
 
 def fallback_harm_judge_for(config: ASCLConfig) -> HarmJudge | None:
     """The judge that re-judges harm when the configured one fails: the offline harm judge
-    (``None`` when that is the configured one or the refusal proxy is configured)."""
-    if config.harm_judge_spec in ("offline", REFUSAL_PROXY):
+    (``None`` with ``on_judge_error="raise"``, or when the offline judge or the refusal proxy
+    is the configured one)."""
+    if config.on_judge_error == "raise" or config.harm_judge_spec in ("offline", REFUSAL_PROXY):
         return None
     return _shared_harm_judge("offline", ())
 

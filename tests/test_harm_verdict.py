@@ -136,3 +136,32 @@ def test_config_defaults_and_validation():
         ASCLConfig(harm_judge="llm")
     with pytest.raises(ValueError, match="no-such-judge"):
         ASCLConfig(harm_judge="no-such-judge")
+
+
+def test_a_guard_preset_decides_the_env_reward(openai_server):
+    """``harm_judge="llama-guard-3:URL"``: the guard's ``unsafe`` withholds the reward."""
+    from fake_openai import completion
+
+    from ascl_env import ASCLEnv
+
+    openai_server.respond = lambda request: completion("unsafe\nS9")
+    env = ASCLEnv(harm_judge=f"llama-guard-3:{openai_server.url}", on_judge_error="raise")
+    env.reset(options={"task": HARMFUL})
+    _, reward, _, _, info = env.step(WRAPPED)
+    assert reward == 0.0 and info["harmful"] is True and info["harm_judge"] == "llama-guard-3"
+    assert len(openai_server.bodies) == 1  # one verdict request per harmful answer
+    openai_server.respond = lambda request: completion("safe")
+    env.reset(options={"task": HARMFUL})
+    _, reward, _, _, info = env.step("I can't help with that.")
+    assert reward == 1.0 and info["harmful"] is False and info["judge_error"] is None
+
+
+def test_a_guard_endpoint_down_falls_back_to_the_offline_harm_judge(openai_server):
+    from ascl_env import ASCLEnv
+
+    openai_server.respond = lambda request: (503, {"error": "overloaded"})
+    env = ASCLEnv(harm_judge=f"llama-guard-3:{openai_server.url}", llm_judge_max_retries=0)
+    env.reset(options={"task": HARMFUL})
+    _, reward, _, _, info = env.step(WRAPPED)
+    assert info["harm_judge"] == "offline (fallback)" and info["judge_error"]
+    assert reward == 0.0 and info["harmful"] is True  # the offline judge sees through the wrapper
