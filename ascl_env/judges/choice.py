@@ -6,7 +6,8 @@
 1. the last ``\\boxed{...}``: a single letter in it (``\\boxed{C}``, ``\\boxed{(C)}``,
    ``\\boxed{\\text{C}}``, ``\\boxed{C) 42}``), or an option's exact text;
 2. the last "answer is C" / "Answer: C" / "the correct option is (C)" / "**Answer:** C" phrase;
-3. an answer that *is* a letter: ``C``, ``(C)``, ``C.``, ``C) 42 ...`` at the start;
+3. an answer that *is* a letter: ``C``, ``(C)``, ``C.``, ``C) 42 ...`` at the start, with no
+   ``(X)`` marker of another letter after it;
 4. exactly one distinct ``(C)`` marker in the whole text.
 
 An answer that names several letters where one is expected (``\\boxed{A, C}``, "Answer: A or C")
@@ -99,10 +100,13 @@ def extract_choice(
         if len(picked) == 1 and picked <= set(letters):
             return picked.pop()
         return None
+    markers = {m.group("letter") for m in _MARKER.finditer(text)}
     lead = _LEADING.match(text)
     if lead is not None:
+        markers.add(lead.group("letter"))
+        if len(markers) > 1:  # "(A) is tempting but (B) is right": no single answer
+            return None
         return lead.group("letter") if lead.group("letter") in letters else None
-    markers = {m.group("letter") for m in _MARKER.finditer(text)}
     return markers.pop() if len(markers) == 1 and markers <= set(letters) else None
 
 
