@@ -297,8 +297,22 @@ def load_xstest_safe(path: PathLike) -> list[Task]:
     return [task for task in load_xstest(path) if task.kind == "benign"]
 
 
+def _only(loader: Callable[[PathLike], list[Task]], kind: str) -> Callable[[PathLike], list[Task]]:
+    """``loader`` keeping the tasks of one kind (a set with harmful and benign prompts, whose
+    halves the ASCL paper reports separately)."""
+
+    def load(path: PathLike) -> list[Task]:
+        return [task for task in loader(path) if task.kind == kind]
+
+    return load
+
+
 # Sources that need a file path in a spec.
 FILE_LOADERS: dict[str, Callable[[PathLike], list[Task]]] = {
+    "wildjailbreak_harmful": _only(paper_sets.load_wildjailbreak, "harmful"),
+    "wildjailbreak_benign": _only(paper_sets.load_wildjailbreak, "benign"),
+    "wildguardtest_harmful": _only(paper_sets.load_wildguardtest, "harmful"),
+    "wildguardtest_benign": _only(paper_sets.load_wildguardtest, "benign"),
     "xstest_safe": load_xstest_safe,
     "wildjailbreak": paper_sets.load_wildjailbreak,
     "wildguardtest": paper_sets.load_wildguardtest,
