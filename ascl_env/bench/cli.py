@@ -117,6 +117,8 @@ def _parse_env_setting(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ascl_env.bench import suite
+
     parser = argparse.ArgumentParser(
         prog="ascl-bench",
         description=DESCRIPTION,
@@ -129,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run episodes and write reports",
         description="Run ASCL-v0 episodes with one or more agents and write a report per agent "
         "(and a comparison when there are several).",
-        epilog=RUN_EPILOG,
+        epilog=RUN_EPILOG + suite.EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
@@ -225,8 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment variable holding the API key (default OPENAI_API_KEY)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from ascl_env.bench import suite
-
     suite.add_arguments(run)
 
     report = sub.add_parser(

@@ -484,6 +484,26 @@ def markdown_sections(report: dict[str, Any]) -> list[str]:
 
 # ------------------------------------------------------------------------- ascl-bench hooks
 
+EPILOG = """
+
+the ASCL paper's sets (NAME=PATH, files as published; docs/paper_suite.md):
+  wildjailbreak   eval.tsv / train.tsv (data_type: harmful or benign); wildjailbreak_harmful,
+                  wildjailbreak_benign keep one kind
+  wildguardtest   wildguard_test.parquet or .jsonl (prompt_harm_label); wildguardtest_harmful,
+                  wildguardtest_benign keep one kind
+  or_bench        or-bench-hard-1k.csv / -80k.csv (benign), or-bench-toxic.csv (harmful)
+  salad_bench     base_set.json, attack_enhanced_set.json, defense_enhanced_set.json (harmful)
+  wildchat        WildChat toxic subset: STAR-1's CSV (question) or WildChat rows (harmful)
+  oktest          OKTest.csv (benign)         xstest_safe  XSTest's safe prompts only (benign)
+  jbb_artifacts   JailbreakBench attack artifacts (PAIR, GCG, JBC, ...): attack prompts (harmful)
+  gpqa, mmlu_pro, arc   multiple choice (GPQA's options shuffled with --seed), scored by letter
+  ENTRY@prefill / ENTRY@tool-first   the entry's harmful tasks under a jailbreak wrapper
+
+paper suite:
+  ascl-bench run --suite ascl-paper --data-dir DIR [--tasks '*:20'] [--agent SPEC]
+  runs every set found under DIR (missing sets are listed) and adds the paper-shaped table
+  to each report; --tasks SET[:N],... picks sets; --samples N --temperature T adds pass@k."""
+
 
 def add_arguments(run: Any) -> None:
     """``ascl-bench run`` options of the suite and of pass@k."""
