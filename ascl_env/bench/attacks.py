@@ -9,7 +9,7 @@ applies the attack on an episode's first assistant turn; later turns go to the a
   continues it (the HF and vLLM agents render the open assistant message with
   ``continue_final_message``; agents that cannot continue a message, the scripted ones, answer
   after it). The turn the environment judges is prefix + continuation, as the model "said" it.
-- ``tool-first``: the first assistant turn is a forced ``lookup_safety_rules`` call with the
+- ``tool-first``: the first assistant turn is a forced call of the lookup tool with the
   request as its query (search-tool RL work, arXiv 2510.17431, finds that forcing a tool call
   before the answer jailbreaks tool-trained models); the model then continues with the retrieved
   rules in context. It needs the lookup tool (``--rules-mode tool``).
