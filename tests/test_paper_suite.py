@@ -162,6 +162,11 @@ def test_cli_suite_end_to_end_resume_report_compare(
     assert main(["report", str(tmp_path / "oracle")]) == 0
     assert main(["compare", str(tmp_path / "oracle"), str(tmp_path / "always-refuse"),
                  "--out", str(tmp_path / "cmp")]) == 0  # fmt: skip
+    cmp = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "Per set of the paper table" in cmp
+    # over-refusal as refusal: always-refuse refuses every benign prompt the oracle answers
+    assert "| over-refusal | XSTest (safe) | 2 | 0.0% | 100.0% | +100.0" in cmp
+    assert "| reasoning | GSM8K | 2 | 100.0% | 0.0% | -100.0" in cmp
 
 
 def test_cli_samples_report_pass_at_k(shared_data: Path, tmp_path: Path) -> None:

@@ -509,6 +509,8 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
                 continue
             paired.append({"reference": ref, "run": other, **result})
             sections += _paired_section(ref, other, result)
+            other_rows = read_rows(runs[other][0] / EPISODES_FILE)  # per set of --suite:
+            sections += suite.paired_lines(ref_rows, other_rows, runs[ref][1]["config"])
         lines += ["", f"## Paired comparisons against `{ref}`", "", *sections]
     lines += [
         "",

@@ -38,6 +38,8 @@ __all__ = [
     "SuiteError",
     "SuiteSet",
     "TableLine",
+    "paired_by_set",
+    "paired_lines",
     "paper_table",
     "render_paper_table",
     "report_sections",
@@ -376,12 +378,7 @@ def paper_table(rows: Sequence[Row], suite: str = "ascl-paper") -> dict[str, Any
                 if line.group != group:
                     continue
                 pattern = re.compile(rf"^{line.source}$")
-                matched: dict[str, list[Row]] = {}
-                for r in finished:
-                    found = pattern.match(str(r.get("source") or ""))
-                    if found is not None and r.get("task_kind") == line.kind:
-                        matched.setdefault(r["source"], []).append(r)
-                for source, mine in sorted(matched.items()):
+                for source, mine in sorted(_line_rows(finished, line).items()):
                     label = line.label.format(**pattern.match(source).groupdict())
                     lines.append({"label": label, "source": source, **_estimate(mine, group)})
                     groups.append(mine)
@@ -392,6 +389,74 @@ def paper_table(rows: Sequence[Row], suite: str = "ascl-paper") -> dict[str, Any
                 "average": _average(groups, group) if group != _J else None,
             }
     return out
+
+
+def _line_rows(rows: Sequence[Row], line: TableLine) -> dict[str, list[Row]]:
+    pattern = re.compile(rf"^{line.source}$")
+    out: dict[str, list[Row]] = {}
+    for r in rows:
+        if not r.get("error") and r.get("task_kind") == line.kind:
+            if pattern.match(str(r.get("source") or "")):
+                out.setdefault(r["source"], []).append(r)
+    return out
+
+
+# the paired metric of each group (over-refusal: benign compliance, turned into refusal)
+_PAIRED = {_S: "harmful_safety_rate", _J: "harmful_safety_rate", _O: "benign_compliance_rate",
+           _R: "math_accuracy"}  # fmt: skip
+
+
+def paired_by_set(
+    ref_rows: Sequence[Row], rows: Sequence[Row], suite: str = "ascl-paper"
+) -> list[dict[str, Any]]:
+    """Per table line present in both runs: the paired test of its group's rate (McNemar's exact
+    test and Newcombe's interval, or a cluster bootstrap when tasks repeat;
+    :func:`ascl_env.bench.metrics.paired_comparison`). Over-refusal is reported as the refusal
+    rate (1 - benign compliance), so its difference and interval change sign."""
+    from ascl_env.bench.metrics import paired_comparison
+
+    out = []
+    for suite_set in SUITES[suite]:
+        for line in suite_set.lines:
+            mine, theirs = _line_rows(ref_rows, line), _line_rows(rows, line)
+            for source in sorted(set(mine) & set(theirs)):
+                result = paired_comparison(mine[source], theirs[source])
+                entry = dict(result["metrics"][_PAIRED[line.group]])
+                if entry["n"] == 0:
+                    continue
+                if line.group == _O:
+                    low, high = entry["ci95"]
+                    entry.update(
+                        a=1 - entry["a"], b=1 - entry["b"], difference=-entry["difference"],
+                        ci95=[-high, -low],
+                    )  # fmt: skip
+                label = line.label.format(**re.match(rf"^{line.source}$", source).groupdict())
+                out.append({"group": line.group, "label": label, "source": source, **entry})
+    return out
+
+
+def paired_lines(ref_rows: Sequence[Row], rows: Sequence[Row], config: dict[str, Any]) -> list[str]:
+    """Markdown of :func:`paired_by_set` for ``compare`` (empty unless the runs used a suite)."""
+    if not config.get("suite"):
+        return []
+    entries = paired_by_set(ref_rows, rows, config["suite"])
+    if not entries:
+        return []
+    lines = [
+        "Per set of the paper table (run minus reference; over-refusal as refusal rate):",
+        "",
+        "| group | set | pairs | ref | run | difference [95% CI] | p | test |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        low, high = e["ci95"]
+        p = "–" if e["p_value"] is None else f"{e['p_value']:.3g}"
+        lines.append(
+            f"| {e['group']} | {e['label']} | {e['n']} | {100 * e['a']:.1f}% | {100 * e['b']:.1f}% "
+            f"| {100 * e['difference']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] | {p} "
+            f"| {e['test']} |"
+        )
+    return [*lines, ""]
 
 
 def _cell(estimate: dict[str, Any] | None) -> str:
