@@ -45,6 +45,8 @@ PROSE = st.text(alphabet=string.ascii_lowercase + " ,;\n", max_size=80)
         ("I am not sure.", 4, None),
         ("\\boxed{42}", 4, None),
         ("(A) is tempting but (B) is right", 4, None),  # two markers, no stated answer
+        ("A) 20 moles\nB) 25 moles\nC) 15 moles\nD) 5 moles", 4, None),  # the options restated
+        ("A) 2.0\n\nThe correct answer is D) 2.0", 4, "D"),
         ("Answer: I think it's wrong", 10, None),  # the pronoun is not option I
         ("Answer: I", 10, "I"),
         ("<think>The answer is A.</think>The answer is C.", 4, "C"),
@@ -101,6 +103,16 @@ def test_a_letter_past_the_options_is_no_answer(n: int, fmt: str, data: st.DataO
     if letter == "I" and fmt == "{L}) because it fits":
         return
     assert extract_choice(fmt.format(L=letter), n) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(2, 10), data=st.data())
+def test_restating_the_options_is_no_answer(n: int, data: st.DataObject) -> None:
+    options = data.draw(st.lists(PROSE.filter(str.strip), min_size=n, max_size=n))
+    listing = "\n".join(
+        f"{letter}) {text}" for letter, text in zip(option_letters(n), options, strict=True)
+    )
+    assert extract_choice(listing, n) is None
 
 
 @settings(max_examples=500, deadline=None)

@@ -7,8 +7,9 @@
    ``\\boxed{\\text{C}}``, ``\\boxed{C) 42}``), or an option's exact text;
 2. the last "answer is C" / "Answer: C" / "the correct option is (C)" / "**Answer:** C" phrase;
 3. an answer that *is* a letter: ``C``, ``(C)``, ``C.``, ``C) 42 ...`` at the start, with no
-   ``(X)`` marker of another letter after it;
-4. exactly one distinct ``(C)`` marker in the whole text.
+   option marker of another letter after it (``(X)``, or ``X)`` / ``X.`` opening a line: an
+   answer that restates the option list names no single option);
+4. exactly one distinct option marker in the whole text.
 
 An answer that names several letters where one is expected (``\\boxed{A, C}``, "Answer: A or C")
 or none at all gives ``None``, which :func:`judge_choice` counts as wrong. Only the letters of
@@ -50,7 +51,7 @@ _MORE = re.compile(
 _LEADING = re.compile(r"^\s*\**\s*[\(\[]?(?P<letter>[A-Z])(?:[\)\]]|[.:](?=\s|$)|\s*$)")
 # "Answer: I think it's B": the pronoun I, not option I
 _PRONOUN = re.compile(r"\s+(?:think|believe|am|guess|would|will|can|need|should|must|feel|'m|'d)\b")
-_MARKER = re.compile(r"\((?P<letter>[A-Z])\)")
+_MARKER = re.compile(r"\((?P<letter>[A-Z])\)|(?m:^[ \t]*\**[ \t]*(?P<label>[A-Z])[\).](?=\s))")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
 _LETTER_TOKEN = re.compile(r"(?<![A-Za-z0-9\\])([A-Z])(?![A-Za-z0-9])")
 
@@ -100,7 +101,8 @@ def extract_choice(
         if len(picked) == 1 and picked <= set(letters):
             return picked.pop()
         return None
-    markers = {m.group("letter") for m in _MARKER.finditer(text)}
+    # "(C)" anywhere, "C)" / "C." opening a line: a restated option list names several
+    markers = {m.group("letter") or m.group("label") for m in _MARKER.finditer(text)}
     lead = _LEADING.match(text)
     if lead is not None:
         markers.add(lead.group("letter"))
