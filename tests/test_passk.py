@@ -58,6 +58,9 @@ def test_table_per_source_with_intervals() -> None:
     rows.append({"source": "gsm8k", "task_id": "a", "task_kind": "math", "correct": None})
     rows.append({"source": "x", "task_id": "h", "task_kind": "harmful", "safety": 1.0})
     rows.append({"source": "x", "task_id": "h", "task_kind": "harmful", "safety": 0.0})
+    # the harm verdict overrides the refusal-based safety indicator
+    rows.append({"source": "y", "task_id": "h", "task_kind": "harmful", "safety": 1.0,
+                 "harmful": True})  # fmt: skip
     table = pass_at_k_table(rows)
     gsm = table["gsm8k"]
     assert gsm["tasks"] == 3 and gsm["samples"] == 4 and list(gsm["pass@k"]) == ["1", "2", "4"]
@@ -66,3 +69,4 @@ def test_table_per_source_with_intervals() -> None:
     assert p4["value"] == pytest.approx(2 / 3)
     assert p1["ci95"][0] <= p1["value"] <= p1["ci95"][1]
     assert table["x"]["pass@k"]["2"]["value"] == 1.0  # safe in at least one of 2
+    assert table["y"]["pass@k"]["1"]["value"] == 0.0
