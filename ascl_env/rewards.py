@@ -121,6 +121,10 @@ def keyword_judgement(
         return Judgement(refused, None, None, name, response_class=cls)
     if task.answer is None:
         raise JudgeError(f"math task {task.id!r} has no reference answer")
+    if task.choices is not None:  # multiple choice (GPQA, MMLU-Pro, ARC): the chosen letter
+        from ascl_env.judges.choice import judge_choice
+
+        return Judgement(refused, None, judge_choice(answer, task), "choice", response_class=cls)
     correct = check_math(answer, task.answer)
     return Judgement(refused, None, correct, "math-verify", response_class=cls)
 

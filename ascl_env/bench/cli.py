@@ -117,6 +117,8 @@ def _parse_env_setting(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ascl_env.bench import suite
+
     parser = argparse.ArgumentParser(
         prog="ascl-bench",
         description=DESCRIPTION,
@@ -129,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run episodes and write reports",
         description="Run ASCL-v0 episodes with one or more agents and write a report per agent "
         "(and a comparison when there are several).",
-        epilog=RUN_EPILOG,
+        epilog=RUN_EPILOG + suite.EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
@@ -139,9 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="agent to evaluate; repeat for several (default: smollm2 and the four "
         "scripted baselines on the bundled 16/16/8 mix)",
     )
-    run.add_argument(
-        "--tasks", default="bundled", metavar="SPEC", help="task spec (default: bundled)"
-    )
+    run.add_argument("--tasks", metavar="SPEC", help="task spec (default: bundled)")
     run.add_argument(
         "--per-kind",
         type=_parse_mix,
@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment variable holding the API key (default OPENAI_API_KEY)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    suite.add_arguments(run)
 
     report = sub.add_parser(
         "report",
@@ -285,8 +286,13 @@ def _summary_line(label: str, report: dict[str, Any], path: Path) -> str:
 
 
 def _load_tasks(args: argparse.Namespace, embedded: bool) -> list:
+    from ascl_env.bench.suite import SuiteError, suite_spec
     from ascl_env.tasks import describe_sampling, load_task_selection
 
+    try:
+        args.tasks = suite_spec(args) or "bundled"
+    except SuiteError as exc:
+        raise UsageError(str(exc)) from exc
     try:
         tasks, sampling = load_task_selection(args.tasks, sample_seed=args.seed)
     except (OSError, ValueError) as exc:
@@ -294,7 +300,7 @@ def _load_tasks(args: argparse.Namespace, embedded: bool) -> list:
     args.sampling = [describe_sampling(info) for info in sampling]
     if not tasks:
         raise UsageError(f"--tasks {args.tasks}: no tasks selected")
-    mix = args.per_kind or (DEFAULT_MIX if embedded else None)
+    mix = args.per_kind or (DEFAULT_MIX if embedded and not args.suite else None)
     if mix is None:
         return tasks
     from ascl_env.bench.runner import select_per_kind
@@ -399,6 +405,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from ascl_env.bench import suite
+    from ascl_env.bench.attacks import wrap_for_attacks
+
+    try:
+        args.n = suite.episodes(args, len(tasks))
+    except suite.SuiteError as exc:
+        raise UsageError(str(exc)) from exc
     plans = plan_episodes(tasks, args.n, args.seed)
     math_answers = {t.id: t.answer for t in tasks if t.kind == "math" and t.answer is not None}
     options = AgentOptions(
@@ -416,7 +429,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     config = {
         "tasks": args.tasks,
-        "per_kind": args.per_kind or (DEFAULT_MIX if embedded else None),
+        "per_kind": args.per_kind or (DEFAULT_MIX if embedded and not args.suite else None),
         "n": args.n,
         "seed": args.seed,
         "env": env_kwargs,
@@ -427,6 +440,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     if args.sampling:  # only when the spec samples, so earlier result directories still resume
         config["sampling"] = args.sampling
+    config.update(suite.run_config(args))
     # Agents that load no model are built (and endpoints checked) before any run, so that a bad
     # spec or an unreachable endpoint fails before anything is written.
     ready: dict[int, Any] = {}
@@ -451,7 +465,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         while out_dir in dirs:
             out_dir, k = args.out / f"{slug}-{k}", k + 1
         report = run_experiment(
-            agent,
+            wrap_for_attacks(agent, tasks, args.rules_mode),
             plans,
             out_dir,
             {**config, "agent": spec},

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ascl_env.bench import plots
+from ascl_env.bench import plots, suite
 from ascl_env.bench.metrics import KINDS, compute_metrics, paired_comparison
 from ascl_env.bench.results import (
     COMPARISON_JSON,
@@ -65,6 +65,7 @@ def build_report(out_dir: str | os.PathLike) -> dict[str, Any]:
         "invocations": run.get("invocations", []),
         "metrics": compute_metrics(rows),
         "finish": finish_summary(rows, errored),
+        **suite.report_sections(rows, run.get("config", {})),  # paper table, pass@k
     }
 
 
@@ -240,6 +241,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         *_summary_table(overall, strongreject_label(report)),
         "",
         *strongreject_note(overall),
+        *suite.markdown_sections(report),
         "## Per task kind",
         "",
         *_group_table("kind", metrics["by_kind"]),
@@ -507,6 +509,8 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
                 continue
             paired.append({"reference": ref, "run": other, **result})
             sections += _paired_section(ref, other, result)
+            other_rows = read_rows(runs[other][0] / EPISODES_FILE)  # per set of --suite:
+            sections += suite.paired_lines(ref_rows, other_rows, runs[ref][1]["config"])
         lines += ["", f"## Paired comparisons against `{ref}`", "", *sections]
     lines += [
         "",

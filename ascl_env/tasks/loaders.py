@@ -37,7 +37,7 @@ from ascl_env._unique import first_duplicate
 from ascl_env.errors import format_problems, pydantic_problems, short_repr
 from ascl_env.tasks.bundled import bundled_tasks
 from ascl_env.tasks.math_gen import generate_math_tasks
-from ascl_env.tasks.model import Task, TaskError
+from ascl_env.tasks.model import ATTACKS, Task, TaskError
 
 PathLike = str | Path
 
@@ -50,12 +50,14 @@ def _open(path: PathLike, source: str) -> Path:
 
 
 def _csv_rows(
-    path: PathLike, source: str, required: Sequence[str]
+    path: PathLike, source: str, required: Sequence[str], delimiter: str = ","
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield ``(where, row)`` for each data row, after checking the header has ``required``."""
     file = _open(path, source)
+    # WildJailbreak's TSV has fields longer than csv's default limit of 128 KiB
+    csv.field_size_limit(max(csv.field_size_limit(), 16 * 1024 * 1024))
     with file.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, delimiter=delimiter)
         try:
             if reader.fieldnames is None:
                 raise TaskError(f"{file}: {source} file is empty (no header, no rows)")
@@ -287,8 +289,41 @@ def load_math500(path: PathLike) -> list[Task]:
     return tasks
 
 
+from ascl_env.tasks import paper_sets  # noqa: E402 (it uses the readers above)
+
+
+def load_xstest_safe(path: PathLike) -> list[Task]:
+    """XSTest's safe prompts only (benign over-refusal probes, as the ASCL paper reports them)."""
+    return [task for task in load_xstest(path) if task.kind == "benign"]
+
+
+def _only(loader: Callable[[PathLike], list[Task]], kind: str) -> Callable[[PathLike], list[Task]]:
+    """``loader`` keeping the tasks of one kind (a set with harmful and benign prompts, whose
+    halves the ASCL paper reports separately)."""
+
+    def load(path: PathLike) -> list[Task]:
+        return [task for task in loader(path) if task.kind == kind]
+
+    return load
+
+
 # Sources that need a file path in a spec.
 FILE_LOADERS: dict[str, Callable[[PathLike], list[Task]]] = {
+    "wildjailbreak_harmful": _only(paper_sets.load_wildjailbreak, "harmful"),
+    "wildjailbreak_benign": _only(paper_sets.load_wildjailbreak, "benign"),
+    "wildguardtest_harmful": _only(paper_sets.load_wildguardtest, "harmful"),
+    "wildguardtest_benign": _only(paper_sets.load_wildguardtest, "benign"),
+    "xstest_safe": load_xstest_safe,
+    "wildjailbreak": paper_sets.load_wildjailbreak,
+    "wildguardtest": paper_sets.load_wildguardtest,
+    "or_bench": paper_sets.load_or_bench,
+    "salad_bench": paper_sets.load_salad_bench,
+    "wildchat": paper_sets.load_wildchat,
+    "oktest": paper_sets.load_oktest,
+    "jbb_artifacts": paper_sets.load_jbb_artifacts,
+    "gpqa": paper_sets.load_gpqa,
+    "mmlu_pro": paper_sets.load_mmlu_pro,
+    "arc": paper_sets.load_arc,
     "xstest": load_xstest,
     "strongreject": load_strongreject,
     "jailbreakbench": load_jailbreakbench,
@@ -304,6 +339,8 @@ BUILTIN_SOURCES = ("bundled", "bundled_harmful", "bundled_benign", "math_gen")
 # How ``:N`` picks N tasks of an entry (the first is the default).
 SAMPLING_METHODS = ("stratified", "random", "first")
 _LIMIT = re.compile(r"^(?P<body>.*?)(?::(?P<limit>\d+)(?::(?P<method>[A-Za-z_]+))?)?$", re.DOTALL)
+# ``@prefill`` / ``@tool-first`` after an entry: its harmful tasks under that jailbreak wrapper
+_ATTACK = re.compile(r"@(?P<attack>[A-Za-z_-]+)$")
 
 
 def _largest_remainder(sizes: Sequence[int], n: int, rng: random.Random) -> list[int]:
@@ -377,6 +414,20 @@ def describe_sampling(info: Mapping[str, Any]) -> str:
     )
 
 
+def with_attack(tasks: Sequence[Task], attack: str, entry: str = "") -> list[Task]:
+    """The harmful tasks of ``tasks`` under a jailbreak wrapper: id ``<id>@<attack>``, source
+    ``<source>@<attack>``, ``attack`` set (others are left out: a wrapper attacks refusals)."""
+    harmful = [t for t in tasks if t.kind == "harmful"]
+    if not harmful:
+        raise TaskError(f"task spec entry {entry!r}: @{attack} needs harmful tasks; it has none")
+    return [
+        t.model_copy(
+            update={"id": f"{t.id}@{attack}", "source": f"{t.source}@{attack}", "attack": attack}
+        )
+        for t in harmful
+    ]
+
+
 def _builtin(name: str, n_math: int, seed: int) -> list[Task]:
     kinds = {"bundled": None, "bundled_harmful": ["harmful"], "bundled_benign": ["benign"]}[name]
     return bundled_tasks(kinds, n_math=n_math, seed=seed)
@@ -395,6 +446,16 @@ def load_task_selection(
     tasks: list[Task] = []
     sampling: list[dict[str, Any]] = []
     for entry in entries:
+        original, attack = entry, None
+        found_attack = _ATTACK.search(entry)
+        if found_attack is not None:
+            attack = found_attack.group("attack")
+            if attack not in ATTACKS:
+                raise TaskError(
+                    f"task spec entry {entry!r}: unknown jailbreak wrapper @{attack}; "
+                    f"use one of {['@' + a for a in ATTACKS]}"
+                )
+            entry = entry[: found_attack.start()].rstrip()
         name, has_path, rest = entry.partition("=")
         name = name.strip()
         match = _LIMIT.match(rest if has_path else name)
@@ -431,7 +492,13 @@ def load_task_selection(
                 )
             if not body:
                 raise TaskError(f"task spec entry {entry!r}: empty path")
-            loaded = FILE_LOADERS[name](body)
+            loaded = (
+                paper_sets.load_gpqa(body, seed=seed)
+                if name == "gpqa"
+                else FILE_LOADERS[name](body)
+            )
+        if attack is not None:
+            loaded = with_attack(loaded, attack, entry)
         if limit is None:
             tasks.extend(loaded)
             continue
@@ -442,7 +509,7 @@ def load_task_selection(
             kinds[task.kind] = kinds.get(task.kind, 0) + 1
         sampling.append(
             {
-                "entry": entry,
+                "entry": original,
                 "source": name,
                 "available": len(loaded),
                 "selected": len(chosen),

@@ -98,8 +98,14 @@ class HFAgent:
         torch.manual_seed(seed)
 
     def render(self, conv: Conversation) -> str:
+        # a conversation ending in an assistant message (the prefill attack) is continued
+        prefilled = bool(conv.messages) and conv.messages[-1].get("role") == "assistant"
         return self.tokenizer.apply_chat_template(
-            conv.messages, tools=conv.tools or None, tokenize=False, add_generation_prompt=True
+            conv.messages,
+            tools=conv.tools or None,
+            tokenize=False,
+            add_generation_prompt=not prefilled,
+            continue_final_message=prefilled,
         )
 
     def describe(self) -> dict[str, Any]:

@@ -81,10 +81,13 @@ class VLLMAgent:
     def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
         groups: dict[str, list[int]] = {}
         for i, conv in enumerate(conversations):
-            groups.setdefault(json.dumps(conv.tools, sort_keys=True), []).append(i)
+            # a conversation ending in an assistant message (the prefill attack) is continued
+            prefilled = bool(conv.messages) and conv.messages[-1].get("role") == "assistant"
+            groups.setdefault(json.dumps([conv.tools, prefilled], sort_keys=True), []).append(i)
         out: list[Generation] = [Generation("")] * len(conversations)
-        for tools_key, indices in groups.items():
-            tools = json.loads(tools_key) or None
+        for group_key, indices in groups.items():
+            tool_list, prefilled = json.loads(group_key)
+            tools = tool_list or None
             sampling = []
             for i in indices:
                 params = self.sampling.clone()
@@ -96,6 +99,11 @@ class VLLMAgent:
                 sampling,
                 use_tqdm=False,
                 tools=tools,
+                **(
+                    {"add_generation_prompt": False, "continue_final_message": True}
+                    if prefilled
+                    else {}
+                ),
             )
             spent = time.perf_counter() - began
             self.generation_seconds += spent
