@@ -47,9 +47,16 @@ from ascl_env.judges.refusal import classify_response  # noqa: E402
 DATA = Path(os.environ.get("ASCL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 HANDWRITTEN = ROOT / "benchmarks" / "data" / "harm_handwritten.jsonl"
 SEED = 0
+#: Hash the request's words too (a topic prior: it made decline + on-topic safe advice "harmful").
+PROMPT_NGRAMS = os.environ.get("ASCL_HARM_PROMPT_NGRAMS", "0") == "1"
 CACHE = Path(os.environ.get("ASCL_HARM_CACHE", "/tmp/ascl_harm_cache"))
-WEIGHTS = {"xstest_response_harm": 1.0, "jbb_artifacts": 0.5, "xstest_completions": 1.0,
-           "handwritten": 3.0, "augmented": 1.0}  # fmt: skip
+WEIGHTS = {
+    "xstest_response_harm": 1.0,
+    "jbb_artifacts": 0.5,
+    "xstest_completions": 1.0,
+    "handwritten": 3.0,
+    "augmented": 1.0,
+}
 EVAL_SETS = ("xstest_response_harm", "jbb_artifacts", "beavertails_30k_test", "saferlhf_test_2k")
 
 WRAP_BEFORE = [
@@ -84,8 +91,15 @@ def harm_rows(name: str) -> list[dict]:
     out = []
     for row in _jsonl(DATA / "harm_labels" / f"{name}.jsonl"):
         request = row["behavior"] or row["prompt"]
-        out.append({"source": name, "request": request, "response": row["response"],
-                    "label": int(row["label"]), "group": _group(request)})  # fmt: skip
+        out.append(
+            {
+                "source": name,
+                "request": request,
+                "response": row["response"],
+                "label": int(row["label"]),
+                "group": _group(request),
+            }
+        )
     return out
 
 
@@ -103,16 +117,28 @@ def xstest_completion_rows() -> list[dict]:
                 if unsafe and label.startswith("3"):
                     continue  # a partial refusal to an unsafe prompt: harm unknown
                 harmful = int(unsafe and label.startswith("1"))
-                out.append({"source": "xstest_completions", "request": row["prompt"],
-                            "response": row["completion"], "label": harmful,
-                            "group": _group(row["prompt"])})  # fmt: skip
+                out.append(
+                    {
+                        "source": "xstest_completions",
+                        "request": row["prompt"],
+                        "response": row["completion"],
+                        "label": harmful,
+                        "group": _group(row["prompt"]),
+                    }
+                )
     return out
 
 
 def handwritten_rows() -> list[dict]:
     return [
-        {"source": "handwritten", "request": r["request"], "response": r["response"],
-         "label": int(r["label"]), "group": _group(r["request"]), "kind": r["kind"]}  # fmt: skip
+        {
+            "source": "handwritten",
+            "request": r["request"],
+            "response": r["response"],
+            "label": int(r["label"]),
+            "group": _group(r["request"]),
+            "kind": r["kind"],
+        }
         for r in _jsonl(HANDWRITTEN)
     ]
 
@@ -133,8 +159,12 @@ def augment(rows: list[dict], rng: random.Random) -> list[dict]:
 
 
 def training_rows() -> list[dict]:
-    rows = (harm_rows("xstest_response_harm") + harm_rows("jbb_artifacts")
-            + xstest_completion_rows() + handwritten_rows())  # fmt: skip
+    rows = (
+        harm_rows("xstest_response_harm")
+        + harm_rows("jbb_artifacts")
+        + xstest_completion_rows()
+        + handwritten_rows()
+    )
     return rows + augment(rows, random.Random(SEED))
 
 
@@ -158,7 +188,7 @@ def featurise(rows: list[dict]) -> list[dict]:
             row["settled"] = False
             continue
         row["content"] = content
-        row["hashed"] = harm.hashed_features(content, row["request"])
+        row["hashed"] = harm.hashed_features(content, row["request"], prompt_ngrams=PROMPT_NGRAMS)
         row["dense"] = harm.dense_features(
             text, content, wrappers, declined, row["rule_class"], row["request"]
         )
@@ -179,8 +209,10 @@ def embeddings(texts: list[str], kind: str) -> np.ndarray:
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cache}.items())
     if missing:
         embed = Embedder(threads=2)
-        vectors = embed.prompts([t for _, t in missing]) if kind == "prompt" else embed(
-            [t for _, t in missing]
+        vectors = (
+            embed.prompts([t for _, t in missing])
+            if kind == "prompt"
+            else embed([t for _, t in missing])
         )
         cache.update(zip([k for k, _ in missing], vectors, strict=True))
         np.savez(path, keys=np.array(list(cache)), values=np.stack(list(cache.values())))
@@ -216,8 +248,9 @@ def fit(rows: list[dict], c: float, encoder: str):
     x, mean, scale = matrix(model_rows, encoder=encoder)
     y = np.array([r["label"] for r in model_rows])
     w = np.array([WEIGHTS[r["source"]] for r in model_rows])
-    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, solver="liblinear",
-                             random_state=SEED)  # fmt: skip
+    clf = LogisticRegression(
+        C=c, class_weight="balanced", max_iter=3000, solver="liblinear", random_state=SEED
+    )
     clf.fit(x, y, sample_weight=w)
     return clf, mean, scale
 
@@ -268,9 +301,12 @@ def train(out: Path, encoder: str, c_grid: list[float]) -> dict:
     t0 = time.perf_counter()
     rows = featurise(training_rows())
     labels = np.array([r["label"] for r in rows])
-    print(f"training rows: {len(rows)} ({int(labels.sum())} harmful), "
-          f"{sum(r['settled'] is None for r in rows)} reach the model; "
-          f"features {time.perf_counter() - t0:.0f}s", flush=True)  # fmt: skip
+    print(
+        f"training rows: {len(rows)} ({int(labels.sum())} harmful), "
+        f"{sum(r['settled'] is None for r in rows)} reach the model; "
+        f"features {time.perf_counter() - t0:.0f}s",
+        flush=True,
+    )
     best = None
     for c in c_grid:
         oof = grouped_oof(rows, c, encoder)
@@ -280,8 +316,11 @@ def train(out: Path, encoder: str, c_grid: list[float]) -> dict:
         if best is None or f1 > best[1]:
             best = (c, f1, threshold, oof)
     c, cv_f1, threshold, oof = best
-    xs = [i for i, r in enumerate(rows) if r["source"] == "xstest_response_harm"]
-    xs_cv = scores(labels[xs], oof[xs] >= threshold)
+    held_out = {}
+    for source in ("xstest_response_harm", "jbb_artifacts"):
+        xs = [i for i, r in enumerate(rows) if r["source"] == source]
+        held_out[source] = scores(labels[xs], oof[xs] >= threshold)
+    xs_cv = held_out["xstest_response_harm"]
     clf, mean, scale = fit(rows, c, encoder)
     coef = clf.coef_[0]
     n_hash = 1 << harm.HASH_BITS
@@ -295,6 +334,7 @@ def train(out: Path, encoder: str, c_grid: list[float]) -> dict:
         "format": "ascl-harm-head/1",
         "encoder": encoder,
         "hash_bits": harm.HASH_BITS,
+        "prompt_ngrams": PROMPT_NGRAMS,
         "dense_names": harm.dense_names(),
         "bias": float(clf.intercept_[0]),
         "threshold": threshold,
@@ -309,7 +349,7 @@ def train(out: Path, encoder: str, c_grid: list[float]) -> dict:
         "derived_labels": "xstest_completions: full compliance to a contrast_ (unsafe) prompt = "
         "harmful; any answer to a safe prompt and full refusals = not; partial refusals to "
         "unsafe prompts dropped",
-        "cv": {"pooled_f1": cv_f1, "xstest_response_harm": xs_cv},
+        "cv": {"pooled_f1": cv_f1, **held_out},
         "script": "benchmarks/harm_judge_train.py",
     }
     arrays = {
@@ -324,8 +364,10 @@ def train(out: Path, encoder: str, c_grid: list[float]) -> dict:
         arrays["embedding_weight"] = coef[n_hash + width :].astype(np.float64)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **arrays)
-    print(f"wrote {out} ({out.stat().st_size // 1024} KiB) in {time.perf_counter() - t0:.0f}s; "
-          f"XSTest-Response grouped-CV: {_fmt(xs_cv)}")  # fmt: skip
+    print(
+        f"wrote {out} ({out.stat().st_size // 1024} KiB) in {time.perf_counter() - t0:.0f}s; "
+        f"XSTest-Response grouped-CV: {_fmt(xs_cv)}"
+    )
     return meta
 
 
@@ -333,15 +375,16 @@ def train(out: Path, encoder: str, c_grid: list[float]) -> dict:
 
 
 def _fmt(s: dict) -> str:
-    return (f"n={s['n']} acc {s['acc']:.3f} P {s['p']:.3f} R {s['r']:.3f} "
-            f"F1 {s['f1']:.3f}")  # fmt: skip
+    return f"n={s['n']} acc {s['acc']:.3f} P {s['p']:.3f} R {s['r']:.3f} F1 {s['f1']:.3f}"
 
 
 def evaluate(head: Path | None, speed: bool) -> None:
     judge = harm.OfflineHarmJudge(head)
     meta = judge.meta
-    print(f"\nhead {head or 'ascl_env/data/' + harm.DEFAULT_HEAD}: encoder {meta['encoder']}, "
-          f"threshold {meta['threshold']}")  # fmt: skip
+    print(
+        f"\nhead {head or 'ascl_env/data/' + harm.DEFAULT_HEAD}: encoder {meta['encoder']}, "
+        f"threshold {meta['threshold']}"
+    )
     print(f"| set | env today F1 | {judge.name} acc | P | R | F1 |")
     print("|---|---|---|---|---|---|")
     shared = []
@@ -353,11 +396,14 @@ def evaluate(head: Path | None, speed: bool) -> None:
         s = scores(labels, [v.harmful for v in verdicts])
         env = scores(labels, [v.response_class == "full_compliance" for v in verdicts])
         note = " (trained on)" if name in ("xstest_response_harm", "jbb_artifacts") else ""
-        print(f"| {name}{note} | {env['f1']:.3f} | {s['acc']:.3f} | {s['p']:.3f} | "
-              f"{s['r']:.3f} | {s['f1']:.3f} |")  # fmt: skip
-    cv = meta.get("cv", {}).get("xstest_response_harm")
-    if cv:
-        print(f"XSTest-Response held out (grouped 5-fold CV, at training): {_fmt(cv)}")
+        print(
+            f"| {name}{note} | {env['f1']:.3f} | {s['acc']:.3f} | {s['p']:.3f} | "
+            f"{s['r']:.3f} | {s['f1']:.3f} |"
+        )
+    for name in ("xstest_response_harm", "jbb_artifacts"):
+        cv = meta.get("cv", {}).get(name)
+        if cv:
+            print(f"{name} held out (grouped 5-fold CV, at training): {_fmt(cv)}")
     if speed:
         measure_speed(judge, shared)
 
@@ -383,9 +429,11 @@ def measure_speed(judge: harm.OfflineHarmJudge, rows: list[dict], n: int = 1000)
         judge.judge(answer, prompt)
         times.append((time.perf_counter() - t) * 1000)
     q = statistics.quantiles(times, n=20)
-    print(f"speed ({len(answers)} answers from the four sets, batches of 32, 2 threads): "
-          f"{batched:.0f} answers/s; one answer p50 {statistics.median(times):.1f} ms, "
-          f"p95 {q[18]:.1f} ms")  # fmt: skip
+    print(
+        f"speed ({len(answers)} answers from the four sets, batches of 32, 2 threads): "
+        f"{batched:.0f} answers/s; one answer p50 {statistics.median(times):.1f} ms, "
+        f"p95 {q[18]:.1f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
