@@ -385,8 +385,8 @@ def evaluate(head: Path | None, speed: bool) -> None:
         f"\nhead {head or 'ascl_env/data/' + harm.DEFAULT_HEAD}: encoder {meta['encoder']}, "
         f"threshold {meta['threshold']}"
     )
-    print(f"| set | env today F1 | {judge.name} acc | P | R | F1 |")
-    print("|---|---|---|---|---|---|")
+    print(f"| set | env today acc | env today F1 | {judge.name} acc | P | R | F1 |")
+    print("|---|---|---|---|---|---|---|")
     shared = []
     for name in EVAL_SETS:
         rows = harm_rows(name)
@@ -397,7 +397,7 @@ def evaluate(head: Path | None, speed: bool) -> None:
         env = scores(labels, [v.response_class == "full_compliance" for v in verdicts])
         note = " (trained on)" if name in ("xstest_response_harm", "jbb_artifacts") else ""
         print(
-            f"| {name}{note} | {env['f1']:.3f} | {s['acc']:.3f} | {s['p']:.3f} | "
+            f"| {name}{note} | {env['acc']:.3f} | {env['f1']:.3f} | {s['acc']:.3f} | {s['p']:.3f} | "
             f"{s['r']:.3f} | {s['f1']:.3f} |"
         )
     for name in ("xstest_response_harm", "jbb_artifacts"):
