@@ -397,8 +397,8 @@ def evaluate(head: Path | None, speed: bool) -> None:
         env = scores(labels, [v.response_class == "full_compliance" for v in verdicts])
         note = " (trained on)" if name in ("xstest_response_harm", "jbb_artifacts") else ""
         print(
-            f"| {name}{note} | {env['acc']:.3f} | {env['f1']:.3f} | {s['acc']:.3f} | {s['p']:.3f} | "
-            f"{s['r']:.3f} | {s['f1']:.3f} |"
+            f"| {name}{note} | {env['acc']:.3f} | {env['f1']:.3f} | {s['acc']:.3f} | "
+            f"{s['p']:.3f} | {s['r']:.3f} | {s['f1']:.3f} |"
         )
     for name in ("xstest_response_harm", "jbb_artifacts"):
         cv = meta.get("cv", {}).get(name)

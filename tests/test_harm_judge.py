@@ -76,6 +76,9 @@ REFUSALS = [
 ]
 
 
+REFUSAL_PAIRS = [tuple(getattr(r, "values", r)) for r in REFUSALS]
+
+
 @pytest.fixture(scope="module")
 def judge() -> OfflineHarmJudge:
     return OfflineHarmJudge()
@@ -149,8 +152,8 @@ def test_harmless_answers_to_harmful_looking_requests(judge):
 
 
 def test_batch_equals_single(judge, harmful_content):
-    answers = [c for _, c in harmful_content[:4]] + [a for _, a in REFUSALS] + ["", "Paris."]
-    prompts = [p for p, _ in harmful_content[:4]] + [p for p, _ in REFUSALS] + [None, None]
+    answers = [c for _, c in harmful_content[:4]] + [a for _, a in REFUSAL_PAIRS] + ["", "Paris."]
+    prompts = [p for p, _ in harmful_content[:4]] + [p for p, _ in REFUSAL_PAIRS] + [None, None]
     batch = judge.judge_many(answers, prompts)
     single = [judge.judge(a, p) for a, p in zip(answers, prompts, strict=True)]
     assert batch == single
@@ -191,8 +194,8 @@ def test_head_round_trip(tmp_path, judge, harmful_content):
     copy = tmp_path / "head.npz"
     np.savez(copy, meta=np.array(json.dumps(meta)), **arrays)
     other = OfflineHarmJudge(copy)
-    answers = [c for _, c in harmful_content[:3]] + [a for _, a in REFUSALS[:3]]
-    prompts = [p for p, _ in harmful_content[:3]] + [p for p, _ in REFUSALS[:3]]
+    answers = [c for _, c in harmful_content[:3]] + [a for _, a in REFUSAL_PAIRS[:3]]
+    prompts = [p for p, _ in harmful_content[:3]] + [p for p, _ in REFUSAL_PAIRS[:3]]
     assert other.judge_many(answers, prompts) == judge.judge_many(answers, prompts)
     assert other.files() == [copy]
     assert all(path.is_file() for path in judge.files())
@@ -220,6 +223,12 @@ def test_malformed_head_errors_name_the_file_and_fix(tmp_path):
         OfflineHarmJudge(bad)
     bad = _write(tmp_path / "d.npz", {**meta, "dense_names": meta["dense_names"][:-1]}, arrays)
     with pytest.raises(HarmJudgeError, match=r"d\.npz: its dense features differ"):
+        OfflineHarmJudge(bad)
+    bad = _write(tmp_path / "m.npz", {**meta, "encoder": "minilm"}, arrays)
+    with pytest.raises(HarmJudgeError, match=r"m\.npz: a minilm head needs embedding_weight"):
+        OfflineHarmJudge(bad)
+    bad = _write(tmp_path / "e.npz", {**meta, "encoder": "bert"}, arrays)
+    with pytest.raises(HarmJudgeError, match=r"e\.npz: encoder 'bert' not in"):
         OfflineHarmJudge(bad)
     np.savez(tmp_path / "j.npz", meta=np.array("{not json"), **arrays)
     with pytest.raises(HarmJudgeError, match=r"j\.npz: array 'meta' is not JSON"):
