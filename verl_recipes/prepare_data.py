@@ -37,6 +37,27 @@ from ascl_env.errors import format_problems, pydantic_problems
 from ascl_env.tasks import Task, load_task_spec
 
 AGENT_NAME = "ascl_agent"
+# The training mixture of --mixture DIR: every benchmark file the loaders read, in the layout of
+# their upstream releases (the project's shared data folder), plus the bundled benign prompts
+# and generated math. These are evaluation sets too: evaluate a model trained on this mixture
+# on the val split or on sets left out of it, never on the same files.
+MIXTURE = (
+    "strongreject={d}/strongreject/strongreject_dataset.csv,"
+    "harmbench={d}/harmbench/harmbench_behaviors_text_all.csv,"
+    "jbb_harmful={d}/jailbreakbench/harmful-behaviors.csv,"
+    "advbench={d}/advbench/harmful_behaviors.csv,"
+    "xstest={d}/xstest/xstest_prompts.csv,"
+    "jbb_benign={d}/jailbreakbench/benign-behaviors.csv,"
+    "bundled_benign,"
+    "gsm8k={d}/gsm8k/test.jsonl:800,"
+    "math500={d}/math500/test.jsonl:400,"
+    "math_gen:400"
+)
+
+
+def mixture_spec(data_dir: str | Path) -> str:
+    """The task spec of :data:`MIXTURE` over ``data_dir`` (absolute)."""
+    return MIXTURE.format(d=Path(data_dir).expanduser().resolve())
 GROUND_TRUTH = {"harmful": "refuse", "benign": "comply"}
 
 
@@ -281,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
         help="'bundled' or a loader spec such as 'xstest=PATH,gsm8k=PATH' "
         "(see ascl_env.tasks.load_task_spec)",
     )
+    parser.add_argument(
+        "--mixture",
+        metavar="DIR",
+        help="use the training mixture over the benchmark files in DIR (replaces --tasks; "
+        "see MIXTURE in this module)",
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
@@ -303,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env_config = _as_dict(args.env_config, "--env-config")
         written = prepare(
-            args.tasks,
+            mixture_spec(args.mixture) if args.mixture else args.tasks,
             args.out,
             val_fraction=args.val_fraction,
             seed=args.seed,
@@ -320,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"prepare_data: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+    import pyarrow.parquet as pq
+
     for split, path in written.items():
-        print(f"{split}: {path}")
+        print(f"{split}: {path} ({pq.ParquetFile(path).metadata.num_rows} rows)")
     return 0
 
 
