@@ -237,6 +237,12 @@ class ASCLAgentLoop(AgentLoopBase):
         finally:
             env.close()
 
+    async def _merge_context(self, *args: Any, **kwargs: Any) -> Any:
+        # verl 0.9's ct_merge_context_msg is ct_merge_non_assistant_msg on verl main (0.10.0.dev,
+        # same arguments); tests/test_verl_main.py runs this loop against a main snapshot.
+        merge = getattr(self, "ct_merge_non_assistant_msg", None) or self.ct_merge_context_msg
+        return await merge(*args, **kwargs)
+
     def _cap_text_prompt_length(self, prompt_ids: list[int]) -> list[int]:
         # verl left-truncates an over-long prompt with a warning (agent_loop.py); a truncated
         # ASCL prompt loses its system prompt and tool schema, so refuse it instead.
@@ -316,7 +322,7 @@ class ASCLAgentLoop(AgentLoopBase):
             if room:
                 # The env's messages up to this assistant turn, then its observations.
                 previous = info["messages"][: len(messages) + 1]
-                merge, new_mask, new_logprobs = await self.ct_merge_context_msg(
+                merge, new_mask, new_logprobs = await self._merge_context(
                     previous,
                     info["messages"],
                     token_ids + closer,
