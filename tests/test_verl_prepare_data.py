@@ -197,3 +197,14 @@ def test_prompt_length_check_renders_the_tool_schema(tmp_path):
     )
     all_lengths = prompt_lengths(load_task_spec("bundled"), {"rules_mode": "tool"}, tokenizer)
     assert len(kept) == sum(n <= limit for n in all_lengths.values()) > 0
+
+
+def test_training_mixture_is_large_enough_for_a_real_run(tmp_path, shared_data, capsys):
+    assert main(["--mixture", str(shared_data), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    train = pd.read_parquet(tmp_path / "train.parquet")
+    # 150 steps at the recipe's 64 prompts x 3 epochs (the bundled tasks give 15).
+    assert len(train) // 64 * 3 >= 150 and f"({len(train)} rows)" in printed
+    kinds = train["data_source"].value_counts()
+    assert set(kinds.index) == {"ascl/harmful", "ascl/benign", "ascl/math"}
+    assert kinds.min() >= 400
