@@ -50,11 +50,13 @@ def _free_port() -> int:
 def _our_pids(marker: str) -> list[int]:
     """Processes of this cluster: those naming its temp dir, and their children (Ray's agents
     and idle workers rename themselves ``ray::...``)."""
-    out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True
+    ).stdout
     rows = [line.split(None, 2) for line in out.splitlines() if line.strip()]
     ours = {int(pid) for pid, _, args in rows if marker in args}
     children = {int(pid) for pid, ppid, _ in rows if int(ppid) in ours}
-    return sorted(ours | children)
+    return sorted((ours | children) - {os.getpid()})
 
 
 @pytest.fixture(scope="module")

@@ -652,3 +652,23 @@ def test_prompt_longer_than_prompt_length_fails_loudly(tiny, tiny_dir, tmp_path)
     with pytest.raises(PromptTooLongError, match=rf"'b0'.*{with_schema} tokens"):
         rollout(config, server, tokenizer, [TASKS["b0"]], tmp_path)
     assert not server.calls
+
+
+def test_an_answer_ending_exactly_at_the_budget_is_judged(tiny, tiny_dir, tmp_path):
+    model, tokenizer = tiny
+    budget = len(tokenizer.encode(SCRIPTS["b0"][0], add_special_tokens=False)) + 1  # + <|im_end|>
+
+    class LengthLabel(ScriptedServer):
+        # verl's client labels any turn that fills its budget "length", end token or not.
+        async def generate(self, request_id, **kwargs) -> TokenOutput:
+            output = await super().generate(request_id, **kwargs)
+            return output.model_copy(update={"stop_reason": "length"})
+
+    server = LengthLabel(model, tokenizer, SCRIPTS, {"b0": TASKS["b0"].prompt})
+    config = compose_recipe(tiny_dir, f"data.max_response_length={budget}")
+    output = rollout(config, server, tokenizer, [TASKS["b0"]], tmp_path)
+    assert len(episode(output, 0, [TASKS["b0"]])["response"]) == budget
+    assert output.non_tensor_batch["episode_end"][0] == "env"
+    assert output.non_tensor_batch["truncated"][0] is False
+    reward, _ = replay(TASKS["b0"], SCRIPTS["b0"])
+    assert episode(output, 0, [TASKS["b0"]])["reward"] == pytest.approx(reward) == 1.0

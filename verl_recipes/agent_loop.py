@@ -289,9 +289,9 @@ class ASCLAgentLoop(AgentLoopBase):
             spoofs += cut
             if stop in ("aborted", "abort") or not ids:
                 end = END_ABORTED
-            elif not cut and (
-                stop == "length" or (len(ids) >= budget and ids[-1] not in turn.stops)
-            ):
+            elif not cut and ids[-1] not in turn.stops and (stop == "length" or len(ids) >= budget):
+                # An end token wins over the label: verl's client says "length" whenever the
+                # turn filled its budget, and vLLM says "completed" for a length stop.
                 end = END_LENGTH
             ids, new_logprobs = ids[:keep], new_logprobs[:keep]
             if ids:
