@@ -16,6 +16,12 @@ step's logged metrics, computed right after the advantages:
   mask, malformed calls included), the mean env reward (``ascl/reward/<kind>``), and
   ``ascl/env_rollouts``: how many rollouts carry the env's outcome (``task_kind`` and
   ``tool_calls`` from the ``ascl_agent`` loop).
+
+verl 0.9.1 picks its replay buffer, checkpoint and refill code paths by ``trainer_mode ==
+"sync"``, so the trainer rewrites ``trainer.v1.trainer_mode`` to ``sync`` once verl has chosen
+this class; and it refuses configurations that would silently break IFPO
+(:func:`verl_recipes.guards.check_config`) before any worker starts. The recipes select this
+trainer (``ascl_common.yaml``), so GPU runs and the CPU smoke share it.
 """
 
 from __future__ import annotations
