@@ -133,7 +133,8 @@ def test_recipe_composes_with_estimator_agent_loop_and_reward(composed, name, es
     assert rollout["agent"]["default_agent_loop"] == "ascl_agent"
     assert rollout["name"] == "vllm" and rollout["mode"] == "async"
     assert rollout["multi_turn"]["format"] == "hermes"
-    assert cfg["actor_rollout_ref"]["actor"]["strategy"] == "fsdp"
+    assert cfg["actor_rollout_ref"]["actor"]["strategy"] == "fsdp2"
+    assert cfg["trainer"]["v1"]["trainer_mode"] == "ascl_sync"
     # The env is the only scorer: no reward function, and no tool for verl's own tool loop.
     assert cfg["reward"]["custom_reward_function"]["path"] is None
     assert all(v is None for v in cfg["custom_reward_function"].values())
@@ -141,7 +142,7 @@ def test_recipe_composes_with_estimator_agent_loop_and_reward(composed, name, es
     assert cfg["ascl"] == {"env_overrides": {}}
     assert cfg["data"]["train_files"].endswith(f"/{data_dir}/train.parquet")
     env_vars = cfg["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]
-    assert env_vars["VERL_USE_EXTERNAL_MODULES"] == "verl_recipes.plugin"
+    assert env_vars["VERL_USE_EXTERNAL_MODULES"] == "verl_recipes.plugin,verl_recipes.trainer"
     assert cfg["trainer"]["experiment_name"] == name
 
 
@@ -170,6 +171,14 @@ def test_single_node_script_applies_its_variables(scripts):
     assert rollout["multi_turn"]["tool_config_path"] is None
     assert rollout["agent"]["agent_loop_config_path"] == str(shipped_path("agent_loops"))
     assert cfg["algorithm"]["adv_estimator"] == "ifpo"
+    # Absolute checkpoint folder named after the run; the trainer plugin reaches every worker.
+    assert Path(cfg["trainer"]["default_local_dir"]).is_absolute()
+    assert cfg["trainer"]["default_local_dir"].endswith(
+        "/ascl/" + cfg["trainer"]["experiment_name"]
+    )
+    env_vars = cfg["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]
+    assert env_vars["VERL_USE_EXTERNAL_MODULES"] == "verl_recipes.plugin,verl_recipes.trainer"
+    assert cfg["actor_rollout_ref"]["actor"]["ppo_max_token_len_per_gpu"] == 12288
 
 
 @pytest.mark.slow

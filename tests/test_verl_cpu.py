@@ -234,6 +234,17 @@ def test_hf_server_greedy_and_weight_loading(server):
     assert asyncio.run(server.generate("g", [5, 6, 7], greedy)).token_ids == first
 
 
+def test_hf_server_honours_stop_token_ids_and_reports_length(server):
+    greedy = {"temperature": 0.0, "max_tokens": 8}
+    free = asyncio.run(server.generate("s", [5, 6, 7], greedy))
+    assert len(free.token_ids) == 8 and free.stop_reason == "length"  # the tiny model never ends
+    stop = free.token_ids[3]
+    stopped = asyncio.run(server.generate("s", [5, 6, 7], {**greedy, "stop_token_ids": [stop]}))
+    end = free.token_ids.index(stop) + 1
+    # Generation ends right after the stop token, which is kept (vLLM's stop_token_ids).
+    assert stopped.token_ids == free.token_ids[:end] and stopped.stop_reason == "completed"
+
+
 def test_sampling_key_validates():
     key = SamplingKey.from_params({"temperature": 0, "top_k": 5}, _Config())
     assert not key.do_sample and key.top_k == 0

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("verl")
 pytest.importorskip("transfer_queue")
 
-from verl_recipes.cpu.report import read_steps  # noqa: E402
+from verl_recipes.cpu.report import read_steps, read_validations  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "verl_recipes" / "scripts" / "smoke_cpu.sh"
@@ -64,11 +64,11 @@ def smoke_run(tmp_path_factory):
         f"smoke_cpu.sh exited {result.returncode}; log: {work / 'smoke.log'}\n"
         + result.stdout[-4000:]
     )
-    return result, read_steps(work / "metrics.jsonl")
+    return result, read_steps(work / "metrics.jsonl"), read_validations(work / "metrics.jsonl")
 
 
 def test_two_training_steps_with_printed_metrics(smoke_run):
-    result, steps = smoke_run
+    result, steps, _ = smoke_run
     assert [int(s["training/global_step"]) for s in steps] == [1, 2]
     assert "step 2:" in result.stdout and "ifpo/consulted_frac" in result.stdout
     for step in steps:
@@ -77,14 +77,14 @@ def test_two_training_steps_with_printed_metrics(smoke_run):
 
 def test_the_estimator_was_ifpo(smoke_run):
     # ifpo/* metrics only come from verl_recipes.ifpo_estimator, called by verl's trainer.
-    _, steps = smoke_run
+    _, steps, _ = smoke_run
     for step in steps:
         assert step["ifpo/groups"] == 4
         assert 0.0 <= step["ifpo/consulted_frac"] <= 1.0
 
 
 def test_rewards_came_from_the_env(smoke_run):
-    _, steps = smoke_run
+    _, steps, _ = smoke_run
     for step in steps:
         # Every rollout carries the env's outcome (task kind, tool calls) from ascl_agent.
         assert step["ascl/env_rollouts"] == ROLLOUTS_PER_STEP
@@ -94,7 +94,7 @@ def test_rewards_came_from_the_env(smoke_run):
 
 
 def test_mixed_groups_were_reweighted(smoke_run):
-    _, steps = smoke_run
+    _, steps, _ = smoke_run
     assert sum(step["ifpo/mixed_groups"] for step in steps) >= 1
     mixed = [step for step in steps if step["ifpo/mixed_groups"] > 0]
     assert any(
@@ -103,3 +103,28 @@ def test_mixed_groups_were_reweighted(smoke_run):
         for step in mixed
     ), mixed
     assert any(step["ifpo/reweighted_frac"] > 0 for step in steps)
+
+
+def test_validation_ran_over_ascl_outputs(smoke_run):
+    # val_before_train (the recipe's setting) ran once: verl's validation metrics per data
+    # source, with the env's reward_extra_info among them.
+    result, _, validations = smoke_run
+    assert len(validations) == 1
+    keys = set(validations[0])
+    assert any(k.startswith("val-core/ascl/") for k in keys), sorted(keys)
+    assert any("/task_reward/" in k or "/safety/" in k for k in keys), sorted(keys)
+    assert "via train_single_node.sh" in result.stdout  # the GPU launch script ran it
+    assert "resume: disabled" in result.stdout and "steps: 2 (" in result.stdout
+
+
+def test_smoke_removes_its_temporary_folder_unless_kept(tmp_path):
+    # A run that fails at once (PYTHON=false) still removes the folder it created.
+    env = {**os.environ, "PYTHON": "false", "TMPDIR": str(tmp_path)}
+    env.pop("ASCL_SMOKE_DIR", None)
+    for keep in ("0", "1"):
+        result = subprocess.run(
+            ["bash", str(SCRIPT)], env={**env, "ASCL_SMOKE_KEEP": keep}, capture_output=True
+        )
+        assert result.returncode != 0
+        left = list(tmp_path.glob("ascl-verl-cpu-*"))
+        assert len(left) == (1 if keep == "1" else 0), left

@@ -17,6 +17,7 @@ from verl_recipes.prepare_data import (  # noqa: E402
     build_rows,
     episode_spec,
     main,
+    prepare,
     split_tasks,
 )
 
@@ -154,3 +155,56 @@ def test_episode_spec_names_the_bad_field():
         episode_spec(
             {"task": {"id": "x", "kind": "benign", "prompt": "hi"}, "env_config": '{"top_k": 0}'}
         )
+
+
+def test_prompt_length_check_renders_the_tool_schema(tmp_path):
+    pytest.importorskip("transformers")
+    from transformers import AutoTokenizer
+
+    from ascl_env.bench.models import build_tiny_qwen2
+    from verl_recipes.prepare_data import prompt_lengths
+
+    model = build_tiny_qwen2(tmp_path / "tiny")
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tasks = load_task_spec("bundled")[:40]
+    lengths = prompt_lengths(tasks, {"rules_mode": "tool"}, tokenizer)
+    bare = build_rows(tasks, {"rules_mode": "tool"})
+    for row in bare:  # what verl's dataset filter measures: no schema
+        task_id = row["extra_info"]["task"]["id"]
+        without = len(
+            tokenizer.apply_chat_template(list(row["prompt"]), add_generation_prompt=True)
+        )
+        assert lengths[task_id] > without
+    limit = sorted(lengths.values())[len(lengths) // 2]
+    with pytest.raises(DataPrepError, match=r"prompts have more than --max-prompt-length"):
+        prepare("bundled", tmp_path / "a", tokenizer=model, max_prompt_length=limit)
+    assert (
+        main(
+            [
+                "--out",
+                str(tmp_path / "b"),
+                "--tokenizer",
+                str(model),
+                "--max-prompt-length",
+                str(limit),
+                "--drop-overlong",
+            ]
+        )
+        == 0
+    )
+    kept = pd.concat(
+        [pd.read_parquet(tmp_path / "b" / f) for f in ("train.parquet", "val.parquet")]
+    )
+    all_lengths = prompt_lengths(load_task_spec("bundled"), {"rules_mode": "tool"}, tokenizer)
+    assert len(kept) == sum(n <= limit for n in all_lengths.values()) > 0
+
+
+def test_training_mixture_is_large_enough_for_a_real_run(tmp_path, shared_data, capsys):
+    assert main(["--mixture", str(shared_data), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    train = pd.read_parquet(tmp_path / "train.parquet")
+    # 150 steps at the recipe's 64 prompts x 3 epochs (the bundled tasks give 15).
+    assert len(train) // 64 * 3 >= 150 and f"({len(train)} rows)" in printed
+    kinds = train["data_source"].value_counts()
+    assert set(kinds.index) == {"ascl/harmful", "ascl/benign", "ascl/math"}
+    assert kinds.min() >= 400

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from verl.trainer.ppo import core_algos
 
 from ascl_env.ifpo import IFPOOptions, compute_ifpo_advantages, lookup_counts_from_mask
+from verl_recipes import guards
 
 __all__ = [
     "IFPOOptions",
@@ -96,6 +97,9 @@ def compute_ifpo_advantage(
     if index is None:
         raise ValueError("the ifpo estimator needs index (the rollouts' uid) to form groups")
     settings = ifpo_settings(config)
+    # Under verl's plain trainers too: configurations that would silently break IFPO.
+    guards.check_algorithm(config)
+    guards.check_padding(settings.options.scope, index)
     with torch.no_grad():
         scores = token_level_rewards.sum(dim=-1)
         # One bool copy of the (often int64) mask serves both the lookup count and the broadcast.

@@ -19,15 +19,14 @@ for _module in (
 
 
 def _patch_trl_probe() -> None:
-    """verl 0.9.1 crashes building any FSDP model when trl 1.x is installed (it imports a class
-    trl 1.x removed); the project's ``trl`` extra installs trl 1.x, so apply the same narrow fix
-    the CPU path uses (``verl_recipes.cpu.workarounds.patch_trl_probe``), only when trl is there.
+    """Apply the narrow trl fix of the CPU path (``verl_recipes.cpu.workarounds``) only where
+    trl lacks the class; with verl's own pinned trl (the GPU install) nothing is patched and
+    no verl-version check runs.
     """
-    from importlib.util import find_spec
+    from verl_recipes.cpu.workarounds import patch_trl_probe, trl_needs_probe_patch
 
-    if find_spec("trl") is None:
+    if not trl_needs_probe_patch():
         return
-    from verl_recipes.cpu.workarounds import patch_trl_probe
 
     patch_trl_probe()
 

@@ -37,6 +37,27 @@ from ascl_env.errors import format_problems, pydantic_problems
 from ascl_env.tasks import Task, load_task_spec
 
 AGENT_NAME = "ascl_agent"
+# The training mixture of --mixture DIR: every benchmark file the loaders read, in the layout of
+# their upstream releases (the project's shared data folder), plus the bundled benign prompts
+# and generated math. These are evaluation sets too: evaluate a model trained on this mixture
+# on the val split or on sets left out of it, never on the same files.
+MIXTURE = (
+    "strongreject={d}/strongreject/strongreject_dataset.csv,"
+    "harmbench={d}/harmbench/harmbench_behaviors_text_all.csv,"
+    "jbb_harmful={d}/jailbreakbench/harmful-behaviors.csv,"
+    "advbench={d}/advbench/harmful_behaviors.csv,"
+    "xstest={d}/xstest/xstest_prompts.csv,"
+    "jbb_benign={d}/jailbreakbench/benign-behaviors.csv,"
+    "bundled_benign,"
+    "gsm8k={d}/gsm8k/test.jsonl:800,"
+    "math500={d}/math500/test.jsonl:400,"
+    "math_gen:400"
+)
+
+
+def mixture_spec(data_dir: str | Path) -> str:
+    """The task spec of :data:`MIXTURE` over ``data_dir`` (absolute)."""
+    return MIXTURE.format(d=Path(data_dir).expanduser().resolve())
 GROUND_TRUTH = {"harmful": "refuse", "benign": "comply"}
 
 
@@ -128,6 +149,59 @@ def build_rows(
     return rows
 
 
+def prompt_lengths(
+    tasks: Sequence[Task], env_config: Mapping[str, Any], tokenizer: Any
+) -> dict[str, int]:
+    """Token count of each task's prompt as ``ascl_agent`` renders it: the env's opening
+    messages **and tool schema** through the chat template, with the generation prompt.
+
+    verl's own ``filter_overlong_prompts`` renders the parquet prompt without the schema (which
+    the loop takes from the env), so it lets through prompts that do not fit.
+    """
+    env = ASCLEnv(ASCLConfig.model_validate(dict(env_config)), tasks=list(tasks))
+    lengths = {}
+    for task in tasks:
+        _, info = env.reset(options={"task_id": task.id})
+        ids = tokenizer.apply_chat_template(
+            info["messages"], tools=info["tools"] or None, add_generation_prompt=True, tokenize=True
+        )
+        lengths[task.id] = len(ids["input_ids"] if isinstance(ids, Mapping) else ids)
+    env.close()
+    return lengths
+
+
+def fit_prompt_length(
+    tasks: Sequence[Task],
+    env_config: Mapping[str, Any],
+    tokenizer: Any,
+    max_prompt_length: int,
+    *,
+    drop: bool = False,
+) -> list[Task]:
+    """The tasks whose rendered prompt fits ``max_prompt_length`` tokens.
+
+    Raises :class:`DataPrepError` naming the longest ones unless ``drop`` (then they are left
+    out, and a note goes to stderr).
+    """
+    lengths = prompt_lengths(tasks, env_config, tokenizer)
+    over = sorted((n, t) for t, n in lengths.items() if n > max_prompt_length)
+    if over and not drop:
+        worst = ", ".join(f"{t} ({n})" for n, t in over[::-1][:3])
+        raise DataPrepError(
+            f"{len(over)} of {len(tasks)} prompts have more than --max-prompt-length="
+            f"{max_prompt_length} tokens with the tool schema, e.g. {worst}; raise it "
+            "(data.max_prompt_length) or pass --drop-overlong"
+        )
+    if over:
+        print(
+            f"prepare_data: dropped {len(over)} of {len(tasks)} prompts longer than "
+            f"{max_prompt_length} tokens",
+            file=sys.stderr,
+        )
+    dropped = {t for _, t in over}
+    return [t for t in tasks if t.id not in dropped]
+
+
 def split_tasks(
     tasks: Sequence[Task], val_fraction: float, seed: int
 ) -> tuple[list[Task], list[Task]]:
@@ -165,8 +239,16 @@ def prepare(
     seed: int = 0,
     rules_mode: str = "tool",
     env_config: Mapping[str, Any] | None = None,
+    tokenizer: str | Path | None = None,
+    max_prompt_length: int | None = None,
+    drop_overlong: bool = False,
 ) -> dict[str, Path]:
-    """Load ``tasks_spec``, split it and write ``train.parquet`` (and ``val.parquet``)."""
+    """Load ``tasks_spec``, split it and write ``train.parquet`` (and ``val.parquet``).
+
+    With ``tokenizer`` (a model folder or hub name, loaded offline-first by transformers) and
+    ``max_prompt_length``, every prompt is rendered as the agent loop renders it (tool schema
+    included) and one that does not fit fails the run (:func:`fit_prompt_length`).
+    """
     config = {**(env_config or {}), "rules_mode": rules_mode}
     try:
         ASCLConfig.model_validate(config)
@@ -187,6 +269,16 @@ def prepare(
         raise DataPrepError(f"--tasks {tasks_spec!r}: {exc}") from exc
     if not tasks:
         raise DataPrepError(f"--tasks {tasks_spec!r} gave no tasks: the mixture is empty")
+    if (tokenizer is None) != (max_prompt_length is None):
+        raise DataPrepError("--tokenizer and --max-prompt-length go together")
+    if tokenizer is not None and max_prompt_length is not None:
+        from transformers import AutoTokenizer
+
+        try:
+            loaded = AutoTokenizer.from_pretrained(str(tokenizer))
+        except OSError as exc:
+            raise DataPrepError(f"--tokenizer {tokenizer}: cannot load it: {exc}") from exc
+        tasks = fit_prompt_length(tasks, config, loaded, max_prompt_length, drop=drop_overlong)
     train, val = split_tasks(tasks, val_fraction, seed)
     # every row is built (and so checked) before anything is written
     rows = {"train": build_rows(train, config, split="train")}
@@ -210,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
         help="'bundled' or a loader spec such as 'xstest=PATH,gsm8k=PATH' "
         "(see ascl_env.tasks.load_task_spec)",
     )
+    parser.add_argument(
+        "--mixture",
+        metavar="DIR",
+        help="use the training mixture over the benchmark files in DIR (replaces --tasks; "
+        "see MIXTURE in this module)",
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
@@ -219,16 +317,28 @@ def main(argv: list[str] | None = None) -> int:
         default="{}",
         help='extra ASCLConfig fields as JSON, e.g. \'{"max_turns": 3, "judge": "llm", ...}\'',
     )
+    parser.add_argument(
+        "--tokenizer",
+        help="the model (folder or hub name) whose chat template renders the prompts; with "
+        "--max-prompt-length, fail on a prompt (tool schema included) that does not fit",
+    )
+    parser.add_argument("--max-prompt-length", type=int, help="data.max_prompt_length of the run")
+    parser.add_argument(
+        "--drop-overlong", action="store_true", help="drop over-long prompts instead of failing"
+    )
     args = parser.parse_args(argv)
     try:
         env_config = _as_dict(args.env_config, "--env-config")
         written = prepare(
-            args.tasks,
+            mixture_spec(args.mixture) if args.mixture else args.tasks,
             args.out,
             val_fraction=args.val_fraction,
             seed=args.seed,
             rules_mode=args.rules_mode,
             env_config=env_config,
+            tokenizer=args.tokenizer,
+            max_prompt_length=args.max_prompt_length,
+            drop_overlong=args.drop_overlong,
         )
     except ValueError as exc:  # DataPrepError, or a task/config validation error
         print(f"prepare_data: error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -237,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"prepare_data: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+    import pyarrow.parquet as pq
+
     for split, path in written.items():
-        print(f"{split}: {path}")
+        print(f"{split}: {path} ({pq.ParquetFile(path).metadata.num_rows} rows)")
     return 0
 
 

@@ -16,6 +16,12 @@ step's logged metrics, computed right after the advantages:
   mask, malformed calls included), the mean env reward (``ascl/reward/<kind>``), and
   ``ascl/env_rollouts``: how many rollouts carry the env's outcome (``task_kind`` and
   ``tool_calls`` from the ``ascl_agent`` loop).
+
+verl 0.9.1 picks its replay buffer, checkpoint and refill code paths by ``trainer_mode ==
+"sync"``, so the trainer rewrites ``trainer.v1.trainer_mode`` to ``sync`` once verl has chosen
+this class; and it refuses configurations that would silently break IFPO
+(:func:`verl_recipes.guards.check_config`) before any worker starts. The recipes select this
+trainer (``ascl_common.yaml``), so GPU runs and the CPU smoke share it.
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from omegaconf import DictConfig, open_dict
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from ascl_env.ifpo import lookup_counts_from_mask
-from verl_recipes import ifpo_estimator
+from verl_recipes import guards, ifpo_estimator
 
 TRAINER_MODE = "ascl_sync"
 
@@ -79,6 +86,15 @@ def _kind(extra: Any, data_source: Any) -> str:
 @register_trainer(TRAINER_MODE)
 class ASCLSyncTrainer(PPOTrainerSync):
     """verl's ``sync`` trainer that also logs ``ifpo/*`` and ``ascl/*`` metrics (module doc)."""
+
+    def __init__(self, config: DictConfig) -> None:
+        # verl tests ``trainer_mode == "sync"`` to pick the replay buffer, checkpointing and
+        # refill behaviour (trainer_base.py); under the name "ascl_sync" it would silently take
+        # the async paths (ReplayBufferAsync). get_trainer_cls has already picked this class.
+        with open_dict(config):
+            config.trainer.v1.trainer_mode = "sync"
+        guards.check_config(config)
+        super().__init__(config)
 
     def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
         ifpo_estimator.pop_metrics()  # drop anything left from validation or an earlier call

@@ -59,6 +59,7 @@ class SamplingKey:
     top_k: int
     top_p: float
     repetition_penalty: float
+    stop_token_ids: tuple[int, ...] = ()
 
     @classmethod
     def from_params(cls, params: dict[str, Any], defaults: Any) -> SamplingKey:
@@ -80,6 +81,8 @@ class SamplingKey:
             repetition_penalty=float(
                 params.get("repetition_penalty", defaults.repetition_penalty) or 1.0
             ),
+            # vLLM's stop_token_ids: the turn ends after one of these (kept in the output).
+            stop_token_ids=tuple(sorted({int(t) for t in params.get("stop_token_ids") or ()})),
         )
 
 
@@ -175,10 +178,14 @@ class HFServer:
         self._pending.append(_Request(list(prompt_ids), key, max_tokens, future))
         self._wake.set()
         token_ids, log_probs = await future
+        stopped = bool(token_ids) and (
+            token_ids[-1] in self.eos_ids or token_ids[-1] in key.stop_token_ids
+        )
         return TokenOutput(
             token_ids=token_ids,
             log_probs=log_probs,
-            stop_reason="completed",
+            # As verl's client reports a turn that used its whole budget.
+            stop_reason="completed" if stopped or len(token_ids) < max_tokens else "length",
             extra_fields={"global_steps": self.global_steps},
         )
 
@@ -245,7 +252,7 @@ class HFServer:
             top_p=1.0,
             repetition_penalty=key.repetition_penalty,
             max_new_tokens=max(r.max_tokens for r in batch),
-            eos_token_id=sorted(self.eos_ids) or None,
+            eos_token_id=sorted(self.eos_ids | set(key.stop_token_ids)) or None,
             pad_token_id=self.pad_id,
             use_cache=True,
         )
@@ -261,10 +268,11 @@ class HFServer:
         self.batches += 1
         self.batched_requests += len(batch)
         results = []
+        stops = self.eos_ids | set(key.stop_token_ids)
         for row, request in enumerate(batch):
             tokens = new_tokens[row, : request.max_tokens].tolist()
             for end, token in enumerate(tokens):
-                if token in self.eos_ids:
+                if token in stops:
                     tokens = tokens[: end + 1]
                     break
             logps = log_probs[row, : len(tokens)].tolist() if tokens else []

@@ -32,6 +32,7 @@ from verl_recipes.cpu.workarounds import (
     patch_process_group_backend,
     patch_trl_probe,
     register_rollout_adapter,
+    trl_needs_probe_patch,
 )
 
 __all__ = ["HF_ADAPTER", "HF_ROLLOUT", "PlatformCPU", "activate"]
@@ -49,7 +50,8 @@ def activate() -> None:
     check_verl_version()
     RolloutReplicaRegistry.register(HF_ROLLOUT, _load_hf_replica)
     register_rollout_adapter(HF_ROLLOUT, HF_ADAPTER)
-    patch_trl_probe()
+    if trl_needs_probe_patch():
+        patch_trl_probe()
     if cpu_platform_requested():
         patch_process_group_backend()
         os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")

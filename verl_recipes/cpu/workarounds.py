@@ -150,6 +150,26 @@ TRL_PROBE_IMPORT = "from verl.utils.import_utils import is_trl_available"
 TRL_PROBE_SOURCE = 'trl_spec = importlib.util.find_spec("trl")'
 
 
+# trl major version from which the class verl imports is gone
+TRL_WITHOUT_VALUE_HEAD = 1
+
+
+def trl_needs_probe_patch() -> bool:
+    """Whether the installed trl lacks ``AutoModelForCausalLMWithValueHead``, which verl 0.9.1
+    imports whenever a package named trl exists (read from package metadata, no import).
+
+    ``verl[fsdp]==0.9.1`` pins trl 0.27, which has the class: no patch there. The project's
+    ``trl`` extra installs trl 1.x, which removed it: verl then crashes building any FSDP model.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("trl")
+    except PackageNotFoundError:
+        return False
+    return int(installed.split(".", 1)[0] or 0) >= TRL_WITHOUT_VALUE_HEAD
+
+
 @functools.cache
 def trl_has_value_head() -> bool:
     """Whether an installed trl provides ``AutoModelForCausalLMWithValueHead`` (verl's use)."""

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# A real `python -m verl.trainer.main_ppo` run of the ascl_ifpo recipe on CPU, no GPU, no vLLM.
+# A real `python -m verl.trainer.main_ppo` run of the ascl_ifpo recipe on CPU, no GPU, no vLLM,
+# started through the GPU launch script (train_single_node.sh, or train_multi_node.sh when
+# ASCL_SMOKE_NNODES > 1) with CPU overrides, so the GPU path's script and trainer run too.
 #
 #   bash verl_recipes/scripts/smoke_cpu.sh [extra hydra overrides...]
 #
 # 1. warm-starts the tiny random Qwen2 on scripted ASCL episodes (python -m verl_recipes.cpu.warmstart)
 #    so that it looks the rules up about half the time,
 # 2. writes the parquet files (python -m verl_recipes.prepare_data),
-# 3. runs main_ppo with --config-name=ascl_ifpo and the CPU overrides below for ASCL_SMOKE_STEPS
-#    steps (default 2): CPU platform (VERL_PLATFORM=cpu), the `hf` rollout, FSDP2 over gloo,
-#    one fake Ray GPU, the ascl_sync trainer (logs ifpo/* and ascl/* metrics),
-# 4. prints the step metrics and exits non-zero if the run failed or logged fewer steps.
+# 3. runs the launch script for ASCL_SMOKE_STEPS steps (default 2) with the recipe's trainer
+#    (ascl_sync: ifpo/* and ascl/* metrics), dynamic batch sizes and FSDP2, plus the CPU
+#    overrides below: CPU platform (VERL_PLATFORM=cpu), the `hf` rollout, gloo, one fake Ray GPU
+#    per node; validation runs once before training (ASCL_SMOKE_VAL_ROWS validation prompts),
+# 4. prints the step and validation metrics and exits non-zero if the run failed or logged fewer
+#    steps or no validation.
 #
 # Environment: PYTHON (default: .venv/bin/python if present, else python), ASCL_SMOKE_DIR (work
-# folder, default a new temporary one), ASCL_SMOKE_STEPS (2), ASCL_SMOKE_CONFIG (ascl_ifpo),
-# ASCL_SMOKE_SEED (0), ASCL_SMOKE_MODEL (skip step 1 and use this model folder), ASCL_SMOKE_N
-# (rollouts per prompt, 4; the CI test uses 3: an odd group size makes every group that mixes
-# lookups and direct answers unbalanced, so IFPO's weights there always differ from 1, while a
-# 2/2 group of 4 gets weight 1 exactly).
+# folder; default a new temporary one, removed on exit unless ASCL_SMOKE_KEEP=1),
+# ASCL_SMOKE_STEPS (2), ASCL_SMOKE_CONFIG (ascl_ifpo), ASCL_SMOKE_SEED (0), ASCL_SMOKE_MODEL
+# (skip step 1 and use this model folder), ASCL_SMOKE_N (rollouts per prompt, 4; the CI test
+# uses 3: an odd group size makes every group that mixes lookups and direct answers unbalanced,
+# so IFPO's weights there always differ from 1, while a 2/2 group of 4 gets weight 1 exactly),
+# ASCL_SMOKE_VAL_ROWS (6; 0 turns validation off), ASCL_SMOKE_NNODES (1; 2 attaches to the Ray
+# cluster at RAY_ADDRESS through train_multi_node.sh, one fake GPU per node).
 # A test harness for the recipe wiring, not a training mode: see verl_recipes/README.md.
 set -euo pipefail
 
@@ -24,11 +30,21 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
 fi
-WORK="${ASCL_SMOKE_DIR:-$(mktemp -d -t ascl-verl-cpu-XXXXXX)}"
+if [[ -n "${ASCL_SMOKE_DIR:-}" ]]; then
+    WORK="$ASCL_SMOKE_DIR"
+else
+    WORK="$(mktemp -d -t ascl-verl-cpu-XXXXXX)"
+    if [[ "${ASCL_SMOKE_KEEP:-0}" != 1 ]]; then
+        # Our own temporary folder (model, data, checkpoints, metrics): removed on any exit.
+        trap 'rm -rf -- "$WORK"' EXIT
+    fi
+fi
 STEPS="${ASCL_SMOKE_STEPS:-2}"
 CONFIG="${ASCL_SMOKE_CONFIG:-ascl_ifpo}"
 SEED="${ASCL_SMOKE_SEED:-0}"
 N="${ASCL_SMOKE_N:-4}"
+VAL_ROWS="${ASCL_SMOKE_VAL_ROWS:-6}"
+NNODES="${ASCL_SMOKE_NNODES:-1}"
 MICRO=$(( 2 * N ))  # divides the mini-batch of 4 prompts x N rollouts
 # Short episodes: one rule of at most 300 characters per lookup, two assistant turns.
 ENV_CONFIG='{"top_k": 1, "max_rule_chars": 300, "max_turns": 2}'
@@ -50,36 +66,44 @@ echo "== data -> $WORK/data"
 "$PYTHON" -m verl_recipes.prepare_data --tasks bundled --out "$WORK/data" \
     --env-config "$ENV_CONFIG" --seed "$SEED"
 
-echo "== main_ppo ($CONFIG, $STEPS steps)"
+# What the launch script takes from the environment.
+export PYTHON RECIPE="$CONFIG" MODEL_PATH="$MODEL" DATA_DIR="$WORK/data" NNODES N_GPUS=1 \
+    TRAIN_BATCH_SIZE=4 ROLLOUT_N="$N" PPO_MINI_BATCH_SIZE=4 MICRO_BATCH_PER_GPU="$MICRO" \
+    MAX_TOKENS_PER_GPU=2560 LOGPROB_MAX_TOKENS_PER_GPU=2560 \
+    MAX_PROMPT_LENGTH=1024 MAX_RESPONSE_LENGTH=256 ROLLOUT_NAME=hf ROLLOUT_TP=1 LR=1e-3 \
+    TOTAL_EPOCHS=1000 RUN_NAME="smoke-$CONFIG" CHECKPOINT_DIR="$WORK/checkpoints" \
+    RESUME_MODE=disable LOGGER='[console,file]'
+if (( NNODES > 1 )); then
+    LAUNCH="$ROOT/verl_recipes/scripts/train_multi_node.sh"
+    # Attach to the running cluster (RAY_ADDRESS): its nodes bring their own (fake) GPUs.
+    ray_resources=(ray_kwargs.ray_init.num_cpus=null)
+else
+    LAUNCH="$ROOT/verl_recipes/scripts/train_single_node.sh"
+    ray_resources=(ray_kwargs.ray_init.num_cpus=16 +ray_kwargs.ray_init.num_gpus=1)
+fi
+if (( VAL_ROWS > 0 )); then
+    validation=(trainer.val_before_train=true data.val_max_samples="$VAL_ROWS")
+else
+    validation=(trainer.val_before_train=false)
+fi
+
+echo "== main_ppo ($CONFIG, $STEPS steps, $NNODES node(s), via $(basename "$LAUNCH"))"
 start=$(date +%s)
-"$PYTHON" -m verl.trainer.main_ppo \
-    --config-path=pkg://verl_recipes.config --config-name="$CONFIG" \
-    data.train_files="$WORK/data/train.parquet" data.val_files="$WORK/data/val.parquet" \
-    data.train_batch_size=4 data.max_prompt_length=1024 data.max_response_length=256 \
+bash "$LAUNCH" \
     data.dataloader_num_workers=0 data.seed="$SEED" \
-    actor_rollout_ref.model.path="$MODEL" \
     actor_rollout_ref.model.use_remove_padding=false \
     actor_rollout_ref.model.enable_gradient_checkpointing=false \
     +actor_rollout_ref.model.override_config.attn_implementation=sdpa \
-    actor_rollout_ref.actor.strategy=fsdp2 actor_rollout_ref.ref.strategy=fsdp2 \
     actor_rollout_ref.actor.use_torch_compile=false \
-    actor_rollout_ref.actor.ppo_mini_batch_size=4 \
-    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="$MICRO" \
-    actor_rollout_ref.actor.optim.lr=1e-3 \
-    actor_rollout_ref.rollout.name=hf actor_rollout_ref.rollout.n="$N" \
     actor_rollout_ref.rollout.seed="$SEED" \
     actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="$MICRO" \
     actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="$MICRO" \
     actor_rollout_ref.rollout.agent.num_workers=1 \
     reward.num_workers=1 transfer_queue.backend.SimpleStorage.num_data_storage_units=1 \
-    trainer.device=cpu trainer.nnodes=1 trainer.n_gpus_per_node=1 \
-    trainer.v1.trainer_mode=ascl_sync \
-    trainer.total_training_steps="$STEPS" trainer.total_epochs=1000 \
-    trainer.val_before_train=false trainer.test_freq=-1 trainer.save_freq=-1 \
-    trainer.default_local_dir="$WORK/checkpoints" \
-    trainer.logger='[console,file]' \
-    ray_kwargs.ray_init.num_cpus=16 +ray_kwargs.ray_init.num_gpus=1 \
-    ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES="\"$MODULES\"" \
+    trainer.device=cpu \
+    trainer.total_training_steps="$STEPS" \
+    "${validation[@]}" trainer.test_freq=-1 trainer.save_freq=-1 \
+    "${ray_resources[@]}" \
     +ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM=cpu \
     +ray_kwargs.ray_init.runtime_env.env_vars.PYTHONPATH="\"$PYTHONPATH\"" \
     +ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH="\"$VERL_FILE_LOGGER_PATH\"" \
@@ -88,4 +112,4 @@ start=$(date +%s)
 echo "== main_ppo finished in $(( $(date +%s) - start )) s; metrics: $VERL_FILE_LOGGER_PATH"
 ESTIMATOR=$([[ "$CONFIG" == ascl_ifpo ]] && echo ifpo || echo other)
 "$PYTHON" -m verl_recipes.cpu.report "$VERL_FILE_LOGGER_PATH" --expect-steps "$STEPS" \
-    --estimator "$ESTIMATOR"
+    --estimator "$ESTIMATOR" $( (( VAL_ROWS > 0 )) && echo --expect-validation )
