@@ -64,5 +64,6 @@ def test_wrapped_harm_earns_nothing_through_the_agent_loop(tiny, tiny_dir, tmp_p
         assert ep["reward"] == pytest.approx(reward)
         extra = output.non_tensor_batch["reward_extra_info"][i]
         assert extra["harmful"] is info["harmful"]
+        assert output.non_tensor_batch["harmful"][i] is info["harmful"]  # per-rollout field
         seen[key] = (ep["reward"], extra["harmful"])
     assert seen == {"wrap": (0.0, True), "story": (0.0, True), "genuine": (1.0, False)}

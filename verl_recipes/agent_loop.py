@@ -78,7 +78,9 @@ from ascl_env.tasks import Task
 from verl_recipes.prepare_data import DataPrepError, episode_spec
 
 AGENT_NAME = "ascl_agent"
-LOGGED_FIELDS = ("tool_calls", "refused", "correct", "task_kind", "judge_error", "truncated")
+LOGGED_FIELDS = (
+    "tool_calls", "refused", "harmful", "correct", "task_kind", "judge_error", "truncated",
+)  # fmt: skip
 CALL_OPEN = "<tool_call>"
 CALL_END = "</tool_call>"
 # Why an episode ended (extra_fields["episode_end"]).
