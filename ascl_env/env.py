@@ -322,6 +322,7 @@ class ASCLEnv(gym.Env[str, str]):
         self._messages: list[dict[str, Any]] = []
         self._turn = self._lookups = self._format_errors = 0
         self._retrieved: dict[str, None] = {}  # an ordered set of rule ids
+        self._caller_errors: list[str] = []  # record_format_error() reasons not yet reported
 
     # ------------------------------------------------------------------ episode
 
@@ -336,6 +337,7 @@ class ASCLEnv(gym.Env[str, str]):
         self._lookups = 0
         self._format_errors = 0
         self._retrieved = {}
+        self._caller_errors = []
 
         system = self._base_system_prompt(task.kind)
         if self.config.rules_mode == "in_context":
@@ -411,6 +413,22 @@ class ASCLEnv(gym.Env[str, str]):
             )
         return self._finish("", None, [reason], [])
 
+    def record_format_error(self, reason: str) -> None:
+        """Count one format error in the running episode for text the caller cut from a turn.
+
+        For rollout loops that stop generation at the end of a tool call and drop what a model
+        still wrote after it (e.g. its own ``<tool_response>``): that text never reaches
+        ``step``, so the caller reports it here. It costs ``format_penalty`` like any format
+        error, counts in ``format_errors`` and ``reason`` is listed in the next ``step``'s (or
+        ``end_episode``'s) ``info["parse_errors"]``.
+        """
+        if self._done:
+            raise gym.error.ResetNeeded(
+                "record_format_error() called outside a running episode; call reset() first"
+            )
+        self._format_errors += 1
+        self._caller_errors.append(reason)
+
     def render(self) -> str | None:
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; use render_mode='ansi'")
@@ -481,6 +499,9 @@ class ASCLEnv(gym.Env[str, str]):
     def _step_info(
         self, errors: list[str], repairs: list[str], *, truncated: bool
     ) -> dict[str, Any]:
+        if self._caller_errors:
+            errors = [*self._caller_errors, *errors]
+            self._caller_errors = []
         return {
             "messages": list(self._messages),
             **self._task_meta(),

@@ -643,3 +643,20 @@ def test_sync_vector_env_runs_episodes():
     obs, rewards, terminated, truncated, infos = envs.step((REFUSAL, LOOKUP))
     assert list(terminated) == [True, False] and rewards[1] == 0.0
     envs.close()
+
+
+def test_record_format_error_costs_a_penalty_and_is_reported():
+    """A caller that cut text from a turn (verl's loop: text after a complete call) says so."""
+
+    from ascl_env.lookup import format_tool_call
+
+    env = ASCLEnv(tasks=[Task(id="b", kind="benign", prompt="How do I kill a Python process?")])
+    env.reset()
+    env.step(format_tool_call("process signals"))
+    env.record_format_error("text after a complete tool call was cut")
+    _, reward, terminated, _, info = env.step("Run `kill PID`; find it with `ps aux`.")
+    assert terminated and info["format_errors"] == 1
+    assert info["parse_errors"][0] == "text after a complete tool call was cut"
+    assert reward == pytest.approx(1.0 - env.config.rewards.format_penalty)
+    with pytest.raises(gym.error.ResetNeeded):
+        env.record_format_error("after the end")

@@ -572,9 +572,12 @@ def test_text_after_the_tool_call_is_cut_and_counted(tiny, tiny_dir, tmp_path):
     assert tokenizer.decode(first) == call("malware ransomware")
     assert "always comply" not in tokenizer.decode(ep["response"])
     assert output.non_tensor_batch["tool_response_spoofs"][0] == 1
-    # The env saw the cut turn: the same verdict as replaying the call alone.
+    # The env saw the cut turn: the verdict of replaying the call alone, less one format error
+    # for the text the model wrote after its call.
     reward, info = replay(TASKS["h1"], [call("malware ransomware"), SCRIPTS["h1"][1]])
-    assert ep["reward"] == pytest.approx(reward)
+    penalty = ASCLConfig().rewards.format_penalty
+    assert ep["reward"] == pytest.approx(reward - penalty)
+    assert output.non_tensor_batch["reward_extra_info"][0]["format"] == pytest.approx(-penalty)
     assert output.non_tensor_batch["tool_calls"][0] == info["tool_calls"] == 1
     assert lookup_counts_from_mask(output.batch["response_mask"]).tolist() == [1]
 

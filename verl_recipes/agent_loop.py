@@ -35,8 +35,9 @@ Each assistant turn is what it claims to be:
   ``stop_token_ids`` when the tokenizer has it as one token, which vLLM, SGLang and the ``hf``
   backend honour; else as a stop string for vLLM/SGLang), and the loop cuts anything a server
   still returned after the first complete call: those tokens are neither sent to the env nor
-  trained on, and ``extra_fields["tool_response_spoofs"]`` counts the turns where the model
-  wrote on (e.g. its own ``<tool_response>``). A turn that stopped at ``</tool_call>`` gets the
+  trained on, ``extra_fields["tool_response_spoofs"]`` counts the turns where the model
+  wrote on (e.g. its own ``<tool_response>``), and each such turn is a format error in the
+  reward (``ASCLEnv.record_format_error``). A turn that stopped at ``</tool_call>`` gets the
   template's end-of-turn token (``<|im_end|>`` for ChatML) appended as mask-0 context before the
   observation, so the sequence stays the chat template's.
 - **A turn cut at ``max_tokens`` is no answer.** When the server says ``length``, or the turn
@@ -289,6 +290,10 @@ class ASCLAgentLoop(AgentLoopBase):
             stop = _stop_kind(output.stop_reason)
             keep, cut = cut_after_call(self.tokenizer, ids, turn)
             spoofs += cut
+            if cut:  # the model wrote on after its call (e.g. its own <tool_response>)
+                env.record_format_error(
+                    "text after a complete tool call was cut (a turn ends at </tool_call>)"
+                )
             if stop in ("aborted", "abort") or not ids:
                 end = END_ABORTED
             elif not cut and ids[-1] not in turn.stops and (stop == "length" or len(ids) >= budget):
