@@ -19,6 +19,8 @@ from ascl_env.bench.report import write_report
 from ascl_env.bench.results import (
     EPISODES_FILE,
     RunError,
+    RunIncomplete,
+    is_errored,
     plan_fingerprint,
     prepare_directory,
     read_rows,
@@ -37,6 +39,7 @@ def run_experiment(
     batch_size: int = 64,
     progress: bool = True,
     overwrite: bool = False,
+    max_consecutive_errors: int = 10,
 ) -> dict[str, Any]:
     """Run (or resume) ``plans`` into ``out_dir`` and write its report; returns the report."""
     out_dir = Path(out_dir)
@@ -55,10 +58,13 @@ def run_experiment(
             out_path=out_dir / EPISODES_FILE,
             batch_size=batch_size,
             progress=progress,
+            max_consecutive_errors=max_consecutive_errors,
         )
-    except (RunError, KeyboardInterrupt):
-        if read_rows(out_dir / EPISODES_FILE):
+    except (RunError, KeyboardInterrupt) as exc:
+        if any(not is_errored(row) for row in read_rows(out_dir / EPISODES_FILE)):
             write_report(out_dir)  # marked incomplete; the rerun completes it
+        if isinstance(exc, RunError) and not isinstance(exc, RunIncomplete):
+            raise RunIncomplete(str(exc)) from exc
         raise
     record["invocations"].append(
         {

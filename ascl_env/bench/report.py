@@ -51,8 +51,7 @@ def build_report(out_dir: str | os.PathLike) -> dict[str, Any]:
     errored = [row for row in all_rows if is_errored(row)]
     rows = [row for row in all_rows if not is_errored(row)]
     if not rows:
-        what = f" ({len(errored)} errored)" if errored else ""
-        raise ReportError(f"{out_dir / EPISODES_FILE} has no finished episodes{what}")
+        raise ReportError(f"{out_dir / EPISODES_FILE} has no finished episodes{_cause(errored)}")
     planned = run.get("config", {}).get("episodes")
     return {
         "agent": run.get("config", {}).get("agent"),
@@ -66,6 +65,17 @@ def build_report(out_dir: str | os.PathLike) -> dict[str, Any]:
         "metrics": compute_metrics(rows),
         "finish": finish_summary(rows, errored),
     }
+
+
+def _cause(errored: Sequence[dict[str, Any]]) -> str:
+    """`` (N errored; last error: ...)`` naming the last errored episode's error, or ``""``."""
+    if not errored:
+        return ""
+    last = errored[-1].get("error") or {}  # the last one written: the latest request
+    what = str(last.get("message") or last.get("type") or "unknown error")
+    if last.get("type") and not what.startswith(str(last["type"])):
+        what = f"{last['type']}: {what}"
+    return f" ({len(errored)} errored; last error: {what})"
 
 
 # --------------------------------------------------------------------------- finish reasons

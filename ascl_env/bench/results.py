@@ -52,6 +52,11 @@ class RunError(RuntimeError):
     """A run could not go on; finished episodes are already saved."""
 
 
+class RunIncomplete(RunError):
+    """A run stopped before its plan was done (the agent or endpoint kept failing); the finished
+    episodes are saved and the same command resumes it."""
+
+
 class ReportError(ValueError):
     """A result directory cannot be reported on (missing or unusable files)."""
 
