@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+from fake_openai import completion
 
 from ascl_env.bench.cli import (
     EXIT_ERRORED,
@@ -16,7 +17,6 @@ from ascl_env.bench.cli import (
     EXIT_USAGE,
     main,
 )
-from fake_openai import completion
 
 
 def closed_port_url() -> str:

@@ -97,18 +97,18 @@ EXIT_INCOMPLETE = 4
 EXIT_JUDGE_FALLBACK = 5
 EXIT_INTERRUPTED = 130
 
-EXIT_HELP = f"""\
+EXIT_HELP = """\
 exit status (run and report):
-  {EXIT_OK}    every planned episode finished and was judged as configured
-  {EXIT_USAGE}    a problem to fix before anything runs (bad spec, missing file, unreachable
+  0    every planned episode finished and was judged as configured
+  2    a problem to fix before anything runs (bad spec, missing file, unreachable
        endpoint, a result directory of another configuration or in use by another run)
-  {EXIT_ERRORED}    the run finished, but some episodes errored (requests that failed after
+  3    the run finished, but some episodes errored (requests that failed after
        retries); they are left out of every metric and the same command reruns them
-  {EXIT_INCOMPLETE}    the run stopped before its plan was done (too many failures in a row, an agent
+  4    the run stopped before its plan was done (too many failures in a row, an agent
        error); finished episodes are saved and the same command resumes
-  {EXIT_JUDGE_FALLBACK}    the LLM judge failed on some answers, which the keyword judge scored instead
+  5    the LLM judge failed on some answers, which the keyword judge scored instead
        (the report's judge_errors)
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the same command resumes
+  130  interrupted (Ctrl-C); the same command resumes
   When several apply, the first of 4, 3, 5 wins. With --exit-zero, 3 and 5 become 0 (the
   summary line still counts errored episodes and judge fallbacks)."""
 
@@ -152,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,compare,judge-eval}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{run,report,compare,judge-eval}"
+    )
 
     run = sub.add_parser(
         "run",
