@@ -30,6 +30,7 @@ from ascl_env.bench.results import (
     is_errored,
     load_run,
     read_rows,
+    unique_rows,
 )
 
 __all__ = [
@@ -47,11 +48,12 @@ def build_report(out_dir: str | os.PathLike) -> dict[str, Any]:
     """The report of a result directory, computed from its episodes."""
     out_dir = Path(out_dir)
     run = load_run(out_dir)
-    all_rows = read_rows(out_dir / EPISODES_FILE)
+    path = out_dir / EPISODES_FILE
+    all_rows = unique_rows(read_rows(path), str(path))
     errored = [row for row in all_rows if is_errored(row)]
     rows = [row for row in all_rows if not is_errored(row)]
     if not rows:
-        raise ReportError(f"{out_dir / EPISODES_FILE} has no finished episodes{_cause(errored)}")
+        raise ReportError(f"{path} has no finished episodes{_cause(errored)}")
     planned = run.get("config", {}).get("episodes")
     return {
         "agent": run.get("config", {}).get("agent"),
@@ -284,11 +286,16 @@ def render_markdown(report: dict[str, Any]) -> str:
         ]
     if report["invocations"]:
         last = report["invocations"][-1]
-        lines += [
-            f"Last invocation: {last['episodes_run']} episodes in {last['wall_s']:.1f} s "
-            f"({last['generate_s']:.1f} s in the agent, {last['generate_calls']} batched calls).",
-            "",
-        ]
+        if "stopped" in last:  # an interrupted or failed invocation (run.json records why)
+            text = f"Last invocation stopped ({last['stopped'].split(':')[0]}), "
+            text += f"{last['episodes_saved']} episodes saved."
+        else:
+            text = (
+                f"Last invocation: {last['episodes_run']} episodes in {last['wall_s']:.1f} s "
+                f"({last['generate_s']:.1f} s in the agent, {last['generate_calls']} batched "
+                "calls)."
+            )
+        lines += [text, ""]
     return "\n".join(lines)
 
 

@@ -17,7 +17,11 @@ A comparison directory holds ``comparison.json``, ``comparison.md``, ``safety_vs
 and ``lookup_rate_by_kind.png``.
 
 Running into a directory whose ``run.json`` describes a different configuration is refused, so
-resumed episodes always belong to the same experiment; ``overwrite=True`` starts afresh. Every
+resumed episodes always belong to the same experiment; ``overwrite=True`` starts afresh. One
+process at a time writes a result directory: :func:`lock_directory` holds an exclusive lock on
+its ``.ascl-bench.lock`` for the whole run (the operating system releases it if the process
+dies), and a second writer is refused. Rows that repeat an episode index (files written before
+the lock existed) are dropped with a warning by :func:`unique_rows`, the first row kept. Every
 file except the episodes file is written to a temporary name first and renamed into place, so a
 reader never sees half a file; the episodes file loses at most a torn last line to a kill, and
 :func:`read_rows` drops (and with ``repair`` cuts) that line.
@@ -29,7 +33,9 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +48,7 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 LOOKUP_PLOT = "lookup_rate_by_kind.png"
 RESULT_FILES = (RUN_FILE, EPISODES_FILE, REPORT_JSON, REPORT_MD, LOOKUP_PLOT)
+LOCK_FILE = ".ascl-bench.lock"
 
 COMPARISON_JSON = "comparison.json"
 COMPARISON_MD = "comparison.md"
@@ -87,7 +94,53 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+# --------------------------------------------------------------------------- the writer's lock
+
+
+@contextmanager
+def lock_directory(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on ``out_dir`` (created if missing) while the block runs.
+
+    :class:`RunError` at once when another process holds it: two runs appending to one
+    episodes file would double-count every episode.
+    """
+    from filelock import FileLock, Timeout
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out_dir / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise RunError(
+            f"{out_dir} is in use by another ascl-bench run (lock {out_dir / LOCK_FILE} is "
+            "held); wait for it to finish or use another --out"
+        ) from exc
+    try:
+        yield out_dir
+    finally:
+        lock.release()
+
+
 # --------------------------------------------------------------------------- episodes file
+
+
+def unique_rows(rows: Sequence[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """``rows`` without those repeating an earlier row's episode index, with a warning naming
+    ``where`` and how many went (only two writers at once make them)."""
+    seen: set[int] = set()
+    keep: list[dict[str, Any]] = []
+    for row in rows:
+        if row["episode"] not in seen:
+            seen.add(row["episode"])
+            keep.append(row)
+    if len(keep) < len(rows):
+        warnings.warn(
+            f"{where}: {len(rows) - len(keep)} rows repeat an earlier row's episode index "
+            "(two runs wrote this file at once?); the first row of each episode is kept",
+            stacklevel=2,
+        )
+    return keep
 
 
 def read_rows(path: str | os.PathLike, *, repair: bool = False) -> list[dict[str, Any]]:
@@ -153,6 +206,18 @@ def plan_fingerprint(plans: Sequence[EpisodePlan]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def tasks_fingerprint(plans: Sequence[EpisodePlan]) -> str:
+    """A short hash of the content of the plan's tasks (prompt, kind, answer, category, source),
+    so that a resume after a task file was edited is refused even when the ids stayed."""
+    tasks = {p.task.id: p.task.model_dump(mode="json") for p in plans}
+    text = json.dumps(sorted(tasks.items()), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+TASKS_KEY = "tasks_sha256"
+"""The configuration key of :func:`tasks_fingerprint` (absent from run.json files before it)."""
+
+
 def prepare_directory(
     out_dir: str | os.PathLike,
     config: dict[str, Any],
@@ -191,9 +256,16 @@ def prepare_directory(
     else:
         old = comparable(previous, previous_provenance)
         new = comparable(config, provenance)
+    if TASKS_KEY not in previous:  # written before task content was hashed: not comparable
+        new = {k: v for k, v in new.items() if k != TASKS_KEY}
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if changed:
-        details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        details = "; ".join(
+            f"{k}: the content of the tasks (prompt, answer, kind, category) changed since"
+            if k == TASKS_KEY
+            else f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+            for k in changed
+        )
         raise RunError(
             f"{out_dir} holds results of a different configuration ({details}); "
             "use another --out, or --overwrite to discard them"
@@ -201,17 +273,13 @@ def prepare_directory(
     return record
 
 
-def drop_rows(path: str | os.PathLike, drop: Callable[[dict[str, Any]], bool]) -> int:
-    """Rewrite an episodes file without the rows ``drop`` selects (atomically); how many went.
-
-    A torn last line is cut first, as :func:`read_rows` with ``repair`` does.
-    """
+def clean_episodes(path: str | os.PathLike) -> int:
+    """Before a resume: drop errored rows (their episodes run again) and rows repeating an
+    episode index (:func:`unique_rows`); how many went."""
     rows = read_rows(path, repair=True)
-    keep = [row for row in rows if not drop(row)]
-    if len(keep) == len(rows):
-        return 0
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in keep)
-    atomic_write_text(path, text)
+    keep = [row for row in unique_rows(rows, str(path)) if not is_errored(row)]
+    if len(keep) < len(rows):
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
     return len(rows) - len(keep)
 
 

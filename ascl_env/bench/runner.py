@@ -44,7 +44,7 @@ from ascl_env.bench.agents import (
     Generation,
     finish_reason,
 )
-from ascl_env.bench.results import EpisodeWriter, RunError, drop_rows, is_errored, read_rows
+from ascl_env.bench.results import EpisodeWriter, RunError, clean_episodes, read_rows
 from ascl_env.registration import ENV_ID, register_envs
 from ascl_env.tasks import Task
 
@@ -241,7 +241,7 @@ def run_episodes(
     env_kwargs = {k: v for k, v in (env_kwargs or {}).items() if k != "tasks"}
     tasks = list({plan.task.id: plan.task for plan in plans}.values())
     if out_path is not None:
-        drop_rows(out_path, is_errored)
+        clean_episodes(out_path)  # errored episodes run again; repeated rows go
     done = {row["episode"] for row in read_rows(out_path, repair=True)} if out_path else set()
     todo = [plan for plan in plans if plan.index not in done]
     writer = EpisodeWriter(out_path) if out_path else None
