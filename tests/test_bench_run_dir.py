@@ -125,3 +125,50 @@ def test_an_interrupted_invocation_is_recorded(tmp_path):
     assert record["invocations"][-1]["stopped"] == "interrupted"
     assert record["invocations"][-1]["episodes_saved"] == 2
     assert "stopped (interrupted), 2 episodes saved" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_reports_are_written_with_the_users_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        assert (
+            main(
+                [
+                    "run",
+                    "--no-progress",
+                    "--agent",
+                    "oracle",
+                    "--per-kind",
+                    "math=2",
+                    "--out",
+                    str(tmp_path),
+                ]
+            )
+            == EXIT_OK
+        )
+    finally:
+        os.umask(old)
+    for name in ("run.json", "episodes.jsonl", "report.json", "report.md"):
+        assert (tmp_path / "oracle" / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_intervals_do_not_depend_on_row_order(tmp_path):
+    """A resumed run appends rows in finishing order; the report must equal a one-go run's."""
+    import random
+
+    from ascl_env.bench.agents import AlwaysRefuse
+    from ascl_env.bench.metrics import compute_metrics
+    from ascl_env.bench.runner import plan_episodes, run_episodes
+    from ascl_env.tasks import Task
+
+    tasks = [Task(id=f"h{i}", kind="harmful", prompt=f"Hurt person {i}.") for i in range(5)]
+    tasks += [Task(id=f"b{i}", kind="benign", prompt=f"Bake bread {i}.") for i in range(5)]
+    for n in (None, 30):  # each task once (plain bootstrap), and repeated (cluster bootstrap)
+        rows: list[dict] = []
+        run_episodes(AlwaysRefuse(), plan_episodes(tasks, n), on_row=rows.append, progress=False)
+        rng = random.Random(0)
+        for row in rows:  # graded rewards, so that the bootstrap's percentiles see the order
+            row["reward"] = rng.random()
+        shuffled = rows[:]
+        random.Random(1).shuffle(shuffled)
+        assert compute_metrics(shuffled) == compute_metrics(rows)

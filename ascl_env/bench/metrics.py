@@ -245,9 +245,14 @@ def _grouped(rows: Sequence[Row], key: str) -> dict[str, dict[str, Any]]:
 
 
 def compute_metrics(rows: Sequence[Row]) -> dict[str, Any]:
-    """Overall metrics plus the same metrics per task kind, category and source."""
+    """Overall metrics plus the same metrics per task kind, category and source.
+
+    Rows are put in episode order first: the seeded bootstrap resamples by position, so a
+    resumed run (rows in finishing order) and a one-go run of the same episodes must agree.
+    """
     if not rows:
         raise ValueError("no episodes to summarise")
+    rows = sorted(rows, key=lambda r: (r.get("episode") is None, r.get("episode") or 0))
     return {
         "overall": summarize(rows),
         "by_kind": {
