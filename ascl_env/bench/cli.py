@@ -215,6 +215,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="any other ASCLConfig field, e.g. top_k=5",
     )
+    judge = run.add_argument_group("LLM judge (--env judge=llm)")
+    judge.add_argument(
+        "--judge-concurrency",
+        type=int,
+        default=32,
+        metavar="N",
+        help="verdicts of a batch requested at once (default 32); each keeps its own "
+        "llm_judge_deadline",
+    )
+    judge.add_argument(
+        "--max-judge-failures",
+        type=int,
+        default=5,
+        metavar="N",
+        help="after N verdicts in a row failed, stop calling the judge for the rest of the "
+        "run: the keyword judge scores the answers, counted as judge fallbacks (exit 5; "
+        "default 5)",
+    )
     gen = run.add_argument_group("generation")
     gen.add_argument(
         "--max-new-tokens",
@@ -470,6 +488,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--max-new-tokens", max_new_tokens),
         ("--concurrency", args.concurrency),
         ("--max-consecutive-failures", args.max_consecutive_failures),
+        ("--judge-concurrency", args.judge_concurrency),
+        ("--max-judge-failures", args.max_judge_failures),
     ):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
@@ -554,6 +574,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 overwrite=args.overwrite,
                 max_consecutive_errors=args.max_consecutive_failures,
+                judge_concurrency=args.judge_concurrency,
+                max_judge_failures=args.max_judge_failures,
             )
         except ReportError as exc:  # the episodes ran, but every one errored
             raise EpisodesErrored(str(exc)) from exc

@@ -43,6 +43,8 @@ def run_experiment(
     progress: bool = True,
     overwrite: bool = False,
     max_consecutive_errors: int = 10,
+    judge_concurrency: int = 32,
+    max_judge_failures: int | None = 5,
 ) -> dict[str, Any]:
     """Run (or resume) ``plans`` into ``out_dir`` and write its report; returns the report.
 
@@ -74,6 +76,8 @@ def run_experiment(
                 batch_size=batch_size,
                 progress=progress,
                 max_consecutive_errors=max_consecutive_errors,
+                judge_concurrency=judge_concurrency,
+                max_judge_failures=max_judge_failures,
             )
         except (RunError, KeyboardInterrupt) as exc:
             rows = read_rows(out_dir / EPISODES_FILE)

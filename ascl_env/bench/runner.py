@@ -223,6 +223,8 @@ def run_episodes(
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     max_consecutive_errors: int = 10,
+    judge_concurrency: int = 32,
+    max_judge_failures: int | None = 5,
 ) -> RunStats:
     """Run ``plans`` with ``agent``; rows go to ``out_path`` (JSONL, appended) and ``on_row``.
 
@@ -232,11 +234,18 @@ def run_episodes(
     run with :class:`RunError`; an episode-level agent's :class:`EpisodeFailed` gives an errored
     row, and ``max_consecutive_errors`` of them in a row stop the run with :class:`RunError`.
     Rows written before a stop stay.
+
+    With an LLM judge (``env_kwargs["judge"] == "llm"``) the turns of a batch are stepped (and
+    so judged) ``judge_concurrency`` at a time, and after ``max_judge_failures`` verdicts in a
+    row failed the judge is not called again during this run: its answers are scored by the
+    fallback judge with ``judge_error`` set (``None``: keep calling it).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if max_consecutive_errors < 1:
         raise ValueError(f"max_consecutive_errors must be at least 1, got {max_consecutive_errors}")
+    if judge_concurrency < 1:
+        raise ValueError(f"judge_concurrency must be at least 1, got {judge_concurrency}")
     register_envs()
     env_kwargs = {k: v for k, v in (env_kwargs or {}).items() if k != "tasks"}
     tasks = list({plan.task.id: plan.task for plan in plans}.values())
@@ -266,18 +275,38 @@ def run_episodes(
             f" in {out_path}; run the same command again to resume" if out_path else ""
         )
 
+    judge_client = _llm_judge_client(env_kwargs)
+    steppers = 1
+    if judge_client is not None:
+        judge_client.stop_after(max_judge_failures)
+        steppers = judge_concurrency
+        judge_client.set_concurrency(max(judge_client.concurrency, judge_concurrency))
     began = time.perf_counter()
     try:
         if hasattr(agent, "run_episode"):
             _run_episode_agent(agent, todo, make_env, emit, saved, stats, max_consecutive_errors)
         else:
-            _run_batched(agent, todo, make_env, emit, saved, stats, batch_size)
+            _run_batched(agent, todo, make_env, emit, saved, stats, batch_size, steppers)
     finally:
+        if judge_client is not None:
+            judge_client.stop_after(None)
         stats.wall_s = time.perf_counter() - began
         bar.close()
         if writer is not None:
             writer.close()
     return stats
+
+
+def _llm_judge_client(env_kwargs: dict[str, Any]) -> Any:
+    """The HTTP client of the (process-wide) LLM judge the environments will use, if any."""
+    if env_kwargs.get("judge") != "llm":
+        return None
+    from ascl_env.config import ASCLConfig
+    from ascl_env.openai_compat import ChatClient
+    from ascl_env.scoring import judge_for
+
+    client = getattr(judge_for(ASCLConfig(**env_kwargs)), "client", None)
+    return client if isinstance(client, ChatClient) else None
 
 
 def _as_generation(agent_name: str, item: Any, index: int) -> Generation:
@@ -298,8 +327,11 @@ def _run_batched(
     saved: Callable[[], str],
     stats: RunStats,
     batch_size: int,
+    steppers: int = 1,
 ) -> None:
     free_envs: list[gymnasium.Env] = []
+    # steps that end an episode wait on the LLM judge: several at once (each env is its own)
+    pool = ThreadPoolExecutor(steppers, "ascl-step") if steppers > 1 else None
     active: list[_Active] = []
     queue_ = iter(todo)
     try:
@@ -335,7 +367,7 @@ def _run_batched(
             if not isinstance(texts, list) or len(texts) != len(active):
                 got = len(texts) if isinstance(texts, list) else type(texts).__name__
                 raise RunError(f"agent {agent.name} returned {got} texts for {len(active)} turns")
-            still: list[_Active] = []
+            gens = []
             for item, out in zip(active, texts, strict=True):
                 gen = _as_generation(agent.name, out, item.plan.index)
                 # an agent that does not time its rows gets an equal share of the call
@@ -347,9 +379,10 @@ def _run_batched(
                         "generate_s": round(share, 6),
                     }
                 )
-                t1 = time.perf_counter()
-                _, _, terminated, truncated, info = item.env.step(gen.text)
-                item.env_s += time.perf_counter() - t1
+                gens.append(gen.text)
+            steps = pool.map(_step, active, gens) if pool else map(_step, active, gens)
+            still: list[_Active] = []
+            for item, (terminated, truncated, info) in zip(active, steps, strict=True):
                 if terminated or truncated:
                     row = _episode_row(
                         item.plan,
@@ -367,8 +400,18 @@ def _run_batched(
                     still.append(item)
             active = still
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         for env in free_envs + [item.env for item in active]:
             env.close()
+
+
+def _step(item: _Active, text: str) -> tuple[bool, bool, dict[str, Any]]:
+    """Step ``item``'s environment with ``text``, timing it; (terminated, truncated, info)."""
+    t1 = time.perf_counter()
+    _, _, terminated, truncated, info = item.env.step(text)
+    item.env_s += time.perf_counter() - t1
+    return terminated, truncated, info
 
 
 def _run_episode_agent(
