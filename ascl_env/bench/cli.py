@@ -125,9 +125,13 @@ def _parse_mix(text: str) -> dict[str, int]:
     mix: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         kind, sep, count = part.partition("=")
-        if not sep or kind not in ("harmful", "benign", "math") or not count.isdigit():
+        if not sep or kind not in ("harmful", "benign", "math") or not count.lstrip("-").isdigit():
             raise argparse.ArgumentTypeError(
                 f"{part!r}: write KIND=COUNT with KIND harmful, benign or math"
+            )
+        if int(count) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: the count must be at least 1 (leave {kind} out to run none)"
             )
         mix[kind] = int(count)
     if not mix:
@@ -393,9 +397,32 @@ def _health(report: dict[str, Any]) -> str:
     return f"{finished}/{planned} episodes, {errored} errored, {fallbacks} judge fallbacks"
 
 
+_COUNT = re.compile(r"(?P<body>.*?):(?P<count>[+-]?\d+)(?::[A-Za-z]+)?")
+
+
+def _check_task_spec(spec: str) -> None:
+    """What the task loader would misname: a count below 1 (``xstest=f.csv:-3`` reads as a
+    file name) and a folder given as a task file."""
+    for entry in filter(None, (e.strip() for e in spec.split(","))):
+        name, has_path, rest = entry.partition("=")
+        counted = _COUNT.fullmatch(rest if has_path else name)
+        if counted and int(counted["count"]) < 1:
+            raise UsageError(
+                f"--tasks entry {entry!r}: the count after ':' must be at least 1, "
+                f"got {counted['count']}"
+            )
+        path = Path((counted["body"] if counted else rest).strip())
+        if has_path and path.is_dir():
+            raise UsageError(
+                f"--tasks entry {entry!r}: {path} is a folder; name the benchmark file in it "
+                f"(see --help for each source's file)"
+            )
+
+
 def _load_tasks(args: argparse.Namespace, embedded: bool) -> list:
     from ascl_env.tasks import describe_sampling, load_task_selection
 
+    _check_task_spec(args.tasks)
     try:
         tasks, sampling = load_task_selection(args.tasks, sample_seed=args.seed)
     except (OSError, ValueError) as exc:
