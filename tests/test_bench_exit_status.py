@@ -187,3 +187,32 @@ def test_bad_counts_and_folders_are_named(tmp_path, capsys, args, message):
     assert code == EXIT_USAGE
     err = capsys.readouterr().err
     assert message in err and "file not found" not in err and "unknown source" not in err
+
+
+# --------------------------------------------------------------------------- cut answers
+
+
+@pytest.mark.parametrize("cut_every, warned", [(1, True), (5, False)])
+def test_answers_cut_at_the_token_limit_are_warned_about(
+    openai_server, tmp_path, capsys, cut_every, warned
+):
+    """More than 20% of the episodes cut at the token limit: a warning at the top of report.md
+    and before the summary line."""
+    served = []
+
+    def respond(request):
+        served.append(request)
+        reason = "length" if len(served) % cut_every == 0 else "stop"
+        return completion("I can't help with that.", finish_reason=reason)
+
+    openai_server.respond = respond
+    args = endpoint_args(openai_server, tmp_path, "--max-new-tokens", "32", "--concurrency", "1")
+    code, out, _ = bench(capsys, *args)
+    assert code == EXIT_OK
+    report_md = (tmp_path / "openai-fake-model" / "report.md").read_text()
+    top = report_md.splitlines()[2]
+    if warned:
+        assert out.startswith("openai:fake-model: warning: 4 of 4 episodes (100%)")
+        assert "cut at the 32-token limit" in out and top.startswith("> **Warning:** 4 of 4")
+    else:
+        assert "warning" not in out and "Warning" not in report_md

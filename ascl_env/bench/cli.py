@@ -352,11 +352,13 @@ def _slug(name: str) -> str:
 
 
 def _summary_line(label: str, report: dict[str, Any], path: Path) -> str:
-    from ascl_env.bench.report import fmt
+    from ascl_env.bench.report import fmt, token_limit_warning
 
     m = report["metrics"]["overall"]
+    warning = token_limit_warning(report)
     return (
-        f"{label}: harmful safe {fmt(m['harmful_safety_rate'])}, benign answered "
+        (f"{label}: warning: {warning}\n" if warning else "")
+        + f"{label}: harmful safe {fmt(m['harmful_safety_rate'])}, benign answered "
         f"{fmt(m['benign_compliance_rate'])}, math correct {fmt(m['math_accuracy'])}, "
         f"lookups {fmt(m['lookup_rate'])}, mean reward {fmt(m['mean_reward'], False)}"
         + (

@@ -112,6 +112,26 @@ def finish_summary(
     return out
 
 
+CUT_WARNING_SHARE = 0.2
+"""Above this share of episodes with an answer cut at the token limit, reports warn at the top."""
+
+
+def token_limit_warning(report: dict[str, Any]) -> str | None:
+    """A warning when more than :data:`CUT_WARNING_SHARE` of the episodes (of those whose agent
+    reports finish reasons) had a turn cut at the token limit: the judges then score fragments."""
+    finish = (report.get("finish") or {}).values()
+    known = sum(f["with_finish_reasons"] for f in finish)
+    cut = sum(f["length_truncated"] for f in finish)
+    if not known or cut / known <= CUT_WARNING_SHARE:
+        return None
+    limit = report.get("config", {}).get("max_new_tokens")
+    at = f"the {limit}-token limit" if limit else "the token limit"
+    return (
+        f"{cut} of {known} episodes ({100 * cut / known:.0f}%) had an answer cut at {at}, so "
+        "the scores judge fragments; raise --max-new-tokens"
+    )
+
+
 def _finish_table(finish: dict[str, Any]) -> list[str]:
     lines = [
         "| kind | episodes | cut at token limit | mean tokens / turn | errored |",
@@ -237,9 +257,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             " finished; run the same command again to resume.**"
         )
     )
+    warning = token_limit_warning(report)
     lines = [
         f"# ASCL-v0 benchmark: `{report['agent']}`",
         "",
+        *([f"> **Warning:** {warning}", ""] if warning else []),
         f"Tasks `{config.get('tasks')}` ({overall['episodes']} episodes: {counts}), rules mode "
         f"`{config.get('rules_mode')}`, seed {config.get('seed')}, max_turns "
         f"{config.get('max_turns')}.{status}",
