@@ -18,6 +18,7 @@ from ascl_env.bench.agents import Agent, EpisodeAgent
 from ascl_env.bench.report import write_report
 from ascl_env.bench.results import (
     EPISODES_FILE,
+    HEAVY_FIELDS,
     TASKS_KEY,
     RunError,
     RunIncomplete,
@@ -80,7 +81,7 @@ def run_experiment(
                 max_judge_failures=max_judge_failures,
             )
         except (RunError, KeyboardInterrupt) as exc:
-            rows = read_rows(out_dir / EPISODES_FILE)
+            rows = read_rows(out_dir / EPISODES_FILE, omit=HEAVY_FIELDS)
             stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
             record["invocations"].append(
                 {**invocation, "stopped": stopped, "episodes_saved": len(rows)}

@@ -103,7 +103,17 @@ def bootstrap_mean_interval(
     if data.size == 0:
         raise ValueError("no values")
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    # in chunks of at most ~2M draws, so memory does not grow with the run (one chunk, the
+    # whole draw at once, up to 1,000 values)
+    step = max(1, 2_000_000 // data.size)
+    means = np.concatenate(
+        [
+            data[rng.integers(0, data.size, size=(min(step, resamples - start), data.size))].mean(
+                axis=1
+            )
+            for start in range(0, resamples, step)
+        ]
+    )
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 

@@ -20,6 +20,7 @@ from ascl_env.bench.results import (
     COMPARISON_JSON,
     COMPARISON_MD,
     EPISODES_FILE,
+    HEAVY_FIELDS,
     LOOKUP_PLOT,
     REPORT_JSON,
     REPORT_MD,
@@ -49,7 +50,7 @@ def build_report(out_dir: str | os.PathLike) -> dict[str, Any]:
     out_dir = Path(out_dir)
     run = load_run(out_dir)
     path = out_dir / EPISODES_FILE
-    all_rows = unique_rows(read_rows(path), str(path))
+    all_rows = unique_rows(read_rows(path, omit=HEAVY_FIELDS), str(path))
     errored = [row for row in all_rows if is_errored(row)]
     rows = [row for row in all_rows if not is_errored(row)]
     if not rows:
@@ -537,10 +538,11 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
     labels = list(runs)
     if len(labels) > 1:
         ref = labels[0]
-        ref_rows = read_rows(runs[ref][0] / EPISODES_FILE)
+        ref_rows = read_rows(runs[ref][0] / EPISODES_FILE, omit=HEAVY_FIELDS)
         sections: list[str] = []
         for other in labels[1:]:
-            result = paired_comparison(ref_rows, read_rows(runs[other][0] / EPISODES_FILE))
+            other_rows = read_rows(runs[other][0] / EPISODES_FILE, omit=HEAVY_FIELDS)
+            result = paired_comparison(ref_rows, other_rows)
             if result["pairs"] == 0:
                 sections += [f"`{other}` shares no episode with `{ref}`: no paired test.", ""]
                 continue

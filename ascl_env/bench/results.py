@@ -34,7 +34,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,40 +150,49 @@ def unique_rows(rows: Sequence[dict[str, Any]], where: str) -> list[dict[str, An
     return keep
 
 
-def read_rows(path: str | os.PathLike, *, repair: bool = False) -> list[dict[str, Any]]:
-    """Rows of an episodes JSONL file; ``[]`` if it does not exist.
+HEAVY_FIELDS = ("messages", "parse_errors")
+"""Row fields no metric reads (the transcript): reports read rows without them."""
+
+
+def read_rows(
+    path: str | os.PathLike, *, repair: bool = False, omit: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """Rows of an episodes JSONL file, read line by line; ``[]`` if it does not exist.
 
     A last line without its newline, or one that is not valid JSON, is what a killed writer
     leaves: it is dropped (and cut from the file when ``repair``). A bad line elsewhere is an
-    error naming the line.
+    error naming the line. ``omit`` names fields left out of every row (e.g.
+    :data:`HEAVY_FIELDS`), so that a large file's rows fit in memory.
     """
     path = Path(path)
     if not path.exists():
         return []
-    data = path.read_bytes()
-    lines = data.split(b"\n")
     rows: list[dict[str, Any]] = []
     good_bytes = 0
-    for number, line in enumerate(lines, start=1):
-        is_last = number == len(lines)
-        if not line.strip():
-            if not is_last:
-                good_bytes += len(line) + 1
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get("episode"), int):
-                raise ValueError("not an episode row (no integer 'episode')")
-        except ValueError as exc:
-            if is_last or (number == len(lines) - 1 and not lines[-1]):
-                # only the final record can be a torn write
-                break
-            raise RunError(f"{path}, line {number}: {exc}") from exc
-        if is_last:
-            break  # complete JSON but no newline: the writer died before finishing the line
-        rows.append(row)
-        good_bytes += len(line) + 1
-    if repair and good_bytes < len(data):
+    torn: RunError | None = None  # a bad line: only the file's last line may be one
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if torn is not None:
+                raise torn
+            complete = line.endswith(b"\n")
+            if not line.strip():
+                good_bytes += len(line) if complete else 0
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("episode"), int):
+                    raise ValueError("not an episode row (no integer 'episode')")
+            except ValueError as exc:
+                torn = RunError(f"{path}, line {number}: {exc}")
+                torn.__cause__ = exc
+                continue
+            if not complete:
+                break  # complete JSON but no newline: the writer died before finishing the line
+            for name in omit:
+                row.pop(name, None)
+            rows.append(row)
+            good_bytes += len(line)
+    if repair and good_bytes < path.stat().st_size:
         with open(path, "r+b") as handle:
             handle.truncate(good_bytes)
     return rows
@@ -282,11 +291,25 @@ def prepare_directory(
 
 def clean_episodes(path: str | os.PathLike) -> int:
     """Before a resume: drop errored rows (their episodes run again) and rows repeating an
-    episode index (:func:`unique_rows`); how many went."""
-    rows = read_rows(path, repair=True)
+    episode index (:func:`unique_rows`); how many went. The file is rewritten (atomically, line
+    by line) only when a row goes."""
+    rows = read_rows(path, repair=True, omit=HEAVY_FIELDS)
     keep = [row for row in unique_rows(rows, str(path)) if not is_errored(row)]
-    if len(keep) < len(rows):
-        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+    if len(keep) == len(rows):
+        return 0
+    wanted = {row["episode"] for row in keep}
+
+    def rewrite(tmp: str) -> None:
+        with open(path, "rb") as source, open(tmp, "wb") as target:
+            for line in source:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if row["episode"] in wanted and not is_errored(row):
+                    wanted.discard(row["episode"])  # the first row of an episode only
+                    target.write(line)
+
+    atomic_write(path, rewrite)
     return len(rows) - len(keep)
 
 

@@ -44,7 +44,13 @@ from ascl_env.bench.agents import (
     Generation,
     finish_reason,
 )
-from ascl_env.bench.results import EpisodeWriter, RunError, clean_episodes, read_rows
+from ascl_env.bench.results import (
+    HEAVY_FIELDS,
+    EpisodeWriter,
+    RunError,
+    clean_episodes,
+    read_rows,
+)
 from ascl_env.registration import ENV_ID, register_envs
 from ascl_env.tasks import Task
 
@@ -251,7 +257,7 @@ def run_episodes(
     tasks = list({plan.task.id: plan.task for plan in plans}.values())
     if out_path is not None:
         clean_episodes(out_path)  # errored episodes run again; repeated rows go
-    done = {row["episode"] for row in read_rows(out_path, repair=True)} if out_path else set()
+    done = {r["episode"] for r in read_rows(out_path, omit=HEAVY_FIELDS)} if out_path else set()
     todo = [plan for plan in plans if plan.index not in done]
     writer = EpisodeWriter(out_path) if out_path else None
     stats = RunStats(0, len(plans) - len(todo), 0.0, 0.0, 0)
