@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -150,8 +151,11 @@ def unique_rows(rows: Sequence[dict[str, Any]], where: str) -> list[dict[str, An
     return keep
 
 
-HEAVY_FIELDS = ("messages", "parse_errors")
-"""Row fields no metric reads (the transcript): reports read rows without them."""
+HEAVY_FIELDS = ("messages", "parse_errors", "timing", "retrieved_rule_ids")
+"""Row fields no metric reads (the transcript, timing): reports read rows without them."""
+
+_SHARED = ("agent", "task_kind", "category", "source", "rules_mode", "judge", "response_class")
+"""Row fields with few distinct values: one string object each (sys.intern) in memory."""
 
 
 def read_rows(
@@ -190,6 +194,9 @@ def read_rows(
                 break  # complete JSON but no newline: the writer died before finishing the line
             for name in omit:
                 row.pop(name, None)
+            for name in _SHARED:
+                if isinstance(row.get(name), str):
+                    row[name] = sys.intern(row[name])
             rows.append(row)
             good_bytes += len(line)
     if repair and good_bytes < path.stat().st_size:
