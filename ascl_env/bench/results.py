@@ -158,6 +158,24 @@ _SHARED = ("agent", "task_kind", "category", "source", "rules_mode", "judge", "r
 """Row fields with few distinct values: one string object each (sys.intern) in memory."""
 
 
+def _compact(row: dict[str, Any], omit: Collection[str]) -> dict[str, Any]:
+    """``row`` without ``omit``, its keys and few-valued strings shared between rows (each
+    ``json.loads`` makes its own key strings: about 2 KB a row)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in omit:
+            continue
+        if key in _SHARED and isinstance(value, str):
+            value = sys.intern(value)
+        elif key == "generations" and isinstance(value, list):
+            value = [
+                {sys.intern(k): v for k, v in g.items()} if isinstance(g, dict) else g
+                for g in value
+            ]
+        out[sys.intern(key)] = value
+    return out
+
+
 def read_rows(
     path: str | os.PathLike, *, repair: bool = False, omit: Collection[str] = ()
 ) -> list[dict[str, Any]]:
@@ -192,12 +210,7 @@ def read_rows(
                 continue
             if not complete:
                 break  # complete JSON but no newline: the writer died before finishing the line
-            for name in omit:
-                row.pop(name, None)
-            for name in _SHARED:
-                if isinstance(row.get(name), str):
-                    row[name] = sys.intern(row[name])
-            rows.append(row)
+            rows.append(_compact(row, omit))
             good_bytes += len(line)
     if repair and good_bytes < path.stat().st_size:
         with open(path, "r+b") as handle:
@@ -232,9 +245,11 @@ def plan_fingerprint(plans: Sequence[EpisodePlan]) -> str:
 def tasks_fingerprint(plans: Sequence[EpisodePlan]) -> str:
     """A short hash of the content of the plan's tasks (prompt, kind, answer, category, source),
     so that a resume after a task file was edited is refused even when the ids stayed."""
-    tasks = {p.task.id: p.task.model_dump(mode="json") for p in plans}
-    text = json.dumps(sorted(tasks.items()), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for task in sorted({p.task.id: p.task for p in plans}.values(), key=lambda t: t.id):
+        text = json.dumps(task.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        digest.update(text.encode() + b"\n")
+    return digest.hexdigest()[:16]
 
 
 TASKS_KEY = "tasks_sha256"
