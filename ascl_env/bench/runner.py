@@ -88,7 +88,7 @@ TURN_FIELDS = ("finish_reason", "completion_tokens", "generate_s")
 """The keys of each entry of a row's ``generations`` (one per assistant turn)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a run may plan millions
 class EpisodePlan:
     index: int
     task: Task
