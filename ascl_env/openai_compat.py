@@ -20,6 +20,10 @@ Used by the LLM judge (and meant for the OpenAI-compatible agent of the harness)
 * Not retried: other HTTP errors (400, 401, 404, ...) and a 200 reply that is not a chat
   completion; they raise :class:`EndpointError` at once.
 
+An optional circuit breaker (:meth:`ChatClient.stop_after`) stops calling an endpoint after
+a number of failed calls in a row (:class:`CircuitOpen`); ``ascl-bench`` sets it on the LLM
+judge for the length of a run.
+
 Every error names the URL, the HTTP status when there was one, the attempts made and the time
 spent. Requests run on a private asyncio loop in a daemon thread, so a call can be cancelled at the
 deadline wherever it is blocked; calls from several threads run concurrently (up to
@@ -69,6 +73,10 @@ class EndpointError(RuntimeError):
 
 class DeadlineExceeded(EndpointError):
     """The call's total deadline passed (retries and backoff included)."""
+
+
+class CircuitOpen(EndpointError):
+    """Not sent: the client's circuit breaker is open (:meth:`ChatClient.stop_after`)."""
 
 
 @dataclass(frozen=True)
@@ -309,6 +317,9 @@ class ChatClient:
         self.backoff_s = float(backoff_s)
         self.max_backoff_s = float(max_backoff_s)
         self.concurrency = int(concurrency)
+        self._stop_after: int | None = None
+        self._failures = 0
+        self._last_failure: EndpointError | None = None
         self._init_runtime()
 
     # ------------------------------------------------------------------ runtime (not pickled)
@@ -339,12 +350,13 @@ class ChatClient:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_lock", "_runtime", "_pid", "_finalizer"):
+        for key in ("_lock", "_runtime", "_pid", "_finalizer", "_last_failure"):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._last_failure = None
         self._init_runtime()
 
     def close(self) -> None:
@@ -359,6 +371,40 @@ class ChatClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def set_concurrency(self, concurrency: int) -> None:
+        """Allow ``concurrency`` simultaneous connections from the next call on."""
+        if concurrency < 1:
+            raise ValueError(f"ChatClient concurrency must be >= 1, got {concurrency}")
+        if concurrency != self.concurrency:
+            self.close()  # the connection pool is rebuilt with the new limit on first use
+            self.concurrency = int(concurrency)
+
+    def stop_after(self, failures: int | None) -> None:
+        """A circuit breaker: once ``failures`` calls in a row have failed (after their
+        retries), every later call raises :class:`CircuitOpen` at once, naming the last failure,
+        without sending anything. ``None`` (the default) never stops. Setting it resets the
+        count, so a new run starts with the endpoint trusted again."""
+        if failures is not None and failures < 1:
+            raise ValueError(f"stop_after needs failures >= 1 or None, got {failures}")
+        with self._lock:
+            self._stop_after, self._failures, self._last_failure = failures, 0, None
+
+    def _breaker_check(self) -> None:
+        with self._lock:
+            limit, failures, last = self._stop_after, self._failures, self._last_failure
+        if limit is not None and failures >= limit:
+            raise CircuitOpen(
+                f"{self.url}: not called, {failures} calls in a row failed (last: {last})",
+                url=self.url,
+                status=last.status if last else None,
+                attempts=0,
+            )
+
+    def _breaker_count(self, failure: EndpointError | None) -> None:
+        with self._lock:
+            self._failures = 0 if failure is None else self._failures + 1
+            self._last_failure = failure or self._last_failure
 
     # ------------------------------------------------------------------ public calls
 
@@ -409,8 +455,15 @@ class ChatClient:
         if endpoint not in ("chat", "text"):
             raise ValueError(f"endpoint must be 'chat' or 'text', got {endpoint!r}")
         deadline = self._deadline(deadline_s)
+        self._breaker_check()
         loop, client = self._ensure()
-        return loop.run(self._gather(client, bodies, deadline, endpoint == "text"))
+        try:
+            replies = loop.run(self._gather(client, bodies, deadline, endpoint == "text"))
+        except EndpointError as exc:
+            self._breaker_count(exc)
+            raise
+        self._breaker_count(None)
+        return replies
 
     def text_body(
         self,

@@ -72,6 +72,7 @@ class FakeOpenAIServer(ThreadingHTTPServer):
     """An OpenAI-compatible endpoint on 127.0.0.1; see the module docstring."""
 
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 drops connects beyond it: clients wait 1 s
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

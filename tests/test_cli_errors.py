@@ -57,7 +57,10 @@ RUN_CASES = {
         ["--tasks", "xstest={in}/empty.csv"],
         "empty.csv: xstest file is empty",
     ),
-    "no task selected": (["--tasks", "bundled:0"], "--tasks bundled:0: no tasks selected"),
+    "no task selected": (
+        ["--tasks", "bundled:0"],
+        "--tasks entry 'bundled:0': the count after ':' must be at least 1, got 0",
+    ),
     "--out names a file": (["--out", "{in}/a_file"], "--out {in}/a_file is a file"),
     "--out below a file": (["--out", "{in}/a_file/sub"], "is inside {in}/a_file, which is a file"),
     "negative seed": (["--seed", "-5"], "--seed must be at least 0, got -5"),

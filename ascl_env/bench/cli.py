@@ -2,7 +2,9 @@
 
 Errors a user can fix (a bad spec, a missing file, an unreachable endpoint, a result directory
 of another configuration, a missing optional dependency) print one line to stderr and exit with
-status 2; an unknown agent spec adds the table of known agents, one per line.
+status 2; an unknown agent spec adds the table of known agents, one per line. A run that finished
+with errored episodes, stopped early, or whose LLM judge fell back exits 3, 4 or 5
+(:data:`EXIT_HELP`), so that scripts and CI notice.
 """
 
 from __future__ import annotations
@@ -88,17 +90,48 @@ examples:
 Running the same command again resumes an interrupted run (finished episodes are kept)."""
 
 
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_ERRORED = 3
+EXIT_INCOMPLETE = 4
+EXIT_JUDGE_FALLBACK = 5
+EXIT_INTERRUPTED = 130
+
+EXIT_HELP = """\
+exit status (run and report):
+  0    every planned episode finished and was judged as configured
+  2    a problem to fix before anything runs (bad spec, missing file, unreachable
+       endpoint, a result directory of another configuration or in use by another run)
+  3    the run finished, but some episodes errored (requests that failed after
+       retries); they are left out of every metric and the same command reruns them
+  4    the run stopped before its plan was done (too many failures in a row, an agent
+       error); finished episodes are saved and the same command resumes
+  5    the LLM judge failed on some answers, which the keyword judge scored instead
+       (the report's judge_errors)
+  130  interrupted (Ctrl-C); the same command resumes
+  When several apply, the first of 4, 3, 5 wins. With --exit-zero, 3 and 5 become 0 (the
+  summary line still counts errored episodes and judge fallbacks)."""
+
+
 class UsageError(Exception):
     """A problem the user can fix; printed as one line, exit status 2."""
+
+
+class EpisodesErrored(Exception):
+    """Every episode of a run errored, so there is nothing to report; exit status 3."""
 
 
 def _parse_mix(text: str) -> dict[str, int]:
     mix: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         kind, sep, count = part.partition("=")
-        if not sep or kind not in ("harmful", "benign", "math") or not count.isdigit():
+        if not sep or kind not in ("harmful", "benign", "math") or not count.lstrip("-").isdigit():
             raise argparse.ArgumentTypeError(
                 f"{part!r}: write KIND=COUNT with KIND harmful, benign or math"
+            )
+        if int(count) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: the count must be at least 1 (leave {kind} out to run none)"
             )
         mix[kind] = int(count)
     if not mix:
@@ -122,16 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ascl-bench",
         description=DESCRIPTION,
+        epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,compare}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{run,report,compare,judge-eval}"
+    )
 
     run = sub.add_parser(
         "run",
         help="run episodes and write reports",
         description="Run ASCL-v0 episodes with one or more agents and write a report per agent "
         "(and a comparison when there are several).",
-        epilog=RUN_EPILOG + suite.EPILOG,
+        epilog=f"{RUN_EPILOG}{suite.EPILOG}\n\n{EXIT_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
@@ -183,6 +219,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="any other ASCLConfig field, e.g. top_k=5",
     )
+    judge = run.add_argument_group("LLM judge (--env judge=llm)")
+    judge.add_argument(
+        "--judge-concurrency",
+        type=int,
+        default=32,
+        metavar="N",
+        help="verdicts of a batch requested at once (default 32); each keeps its own "
+        "llm_judge_deadline",
+    )
+    judge.add_argument(
+        "--max-judge-failures",
+        type=int,
+        default=5,
+        metavar="N",
+        help="after N verdicts in a row failed, stop calling the judge for the rest of the "
+        "run: the keyword judge scores the answers, counted as judge fallbacks (exit 5; "
+        "default 5)",
+    )
     gen = run.add_argument_group("generation")
     gen.add_argument(
         "--max-new-tokens",
@@ -219,8 +273,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     http = run.add_argument_group("openai endpoints")
     http.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
-    http.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    http.add_argument("--max-retries", type=int, default=2, help="retries per request")
+    http.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds one request may take in all, from connecting to its last byte, retries "
+        "included (default 60); the start-up check of the endpoint gets at most 10",
+    )
+    http.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        help="retries per request (connection errors, 429, 5xx) within its --timeout",
+    )
+    http.add_argument(
+        "--max-consecutive-failures",
+        type=int,
+        default=5,
+        metavar="N",
+        help="stop the run (exit 4, the last error named) after N episodes in a row errored "
+        "(default 5)",
+    )
     http.add_argument(
         "--api-key-env",
         default="OPENAI_API_KEY",
@@ -228,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     suite.add_arguments(run)
+    _add_exit_zero(run)
 
     report = sub.add_parser(
         "report",
@@ -236,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         "directories from their episodes.jsonl.",
     )
     report.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    _add_exit_zero(report)
 
     compare = sub.add_parser(
         "compare",
@@ -264,16 +339,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_exit_zero(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help=f"exit {EXIT_OK}, not {EXIT_ERRORED} or {EXIT_JUDGE_FALLBACK}, when episodes errored "
+        "or the LLM judge fell back (see exit status below)",
+    )
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "agent"
 
 
 def _summary_line(label: str, report: dict[str, Any], path: Path) -> str:
-    from ascl_env.bench.report import fmt
+    from ascl_env.bench.report import fmt, token_limit_warning
 
     m = report["metrics"]["overall"]
+    warning = token_limit_warning(report)
     return (
-        f"{label}: harmful safe {fmt(m['harmful_safety_rate'])}, benign answered "
+        (f"{label}: warning: {warning}\n" if warning else "")
+        + f"{label}: harmful safe {fmt(m['harmful_safety_rate'])}, benign answered "
         f"{fmt(m['benign_compliance_rate'])}, math correct {fmt(m['math_accuracy'])}, "
         f"lookups {fmt(m['lookup_rate'])}, mean reward {fmt(m['mean_reward'], False)}"
         + (
@@ -281,14 +367,66 @@ def _summary_line(label: str, report: dict[str, Any], path: Path) -> str:
             if "strongreject_score" in m
             else ""
         )
-        + f" -> {path}"
+        + f"; {_health(report)} -> {path}"
     )
+
+
+def exit_status(report: dict[str, Any]) -> int:
+    """The exit status a report calls for (see :data:`EXIT_HELP`)."""
+    finished, errored = report["episodes_finished"], report.get("episodes_errored", 0)
+    planned = report.get("episodes_planned")
+    if planned is not None and finished + errored < planned:
+        return EXIT_INCOMPLETE
+    if errored:
+        return EXIT_ERRORED
+    if report["metrics"]["overall"].get("judge_errors"):
+        return EXIT_JUDGE_FALLBACK
+    return EXIT_OK
+
+
+def _worst(statuses: Sequence[int], exit_zero: bool) -> int:
+    """The status of several reports: 4 before 3 before 5; ``exit_zero`` maps 3 and 5 to 0."""
+    for status in (EXIT_INCOMPLETE, EXIT_ERRORED, EXIT_JUDGE_FALLBACK):
+        if status in statuses:
+            return EXIT_OK if exit_zero and status != EXIT_INCOMPLETE else status
+    return EXIT_OK
+
+
+def _health(report: dict[str, Any]) -> str:
+    """``40/40 episodes, 0 errored, 0 judge fallbacks``: what the summary line must not hide."""
+    finished, errored = report["episodes_finished"], report.get("episodes_errored", 0)
+    planned = report.get("episodes_planned") or finished + errored
+    fallbacks = report["metrics"]["overall"].get("judge_errors", 0)
+    return f"{finished}/{planned} episodes, {errored} errored, {fallbacks} judge fallbacks"
+
+
+_COUNT = re.compile(r"(?P<body>.*?):(?P<count>[+-]?\d+)(?::[A-Za-z]+)?")
+
+
+def _check_task_spec(spec: str) -> None:
+    """What the task loader would misname: a count below 1 (``xstest=f.csv:-3`` reads as a
+    file name) and a folder given as a task file."""
+    for entry in filter(None, (e.strip() for e in spec.split(","))):
+        name, has_path, rest = entry.partition("=")
+        counted = _COUNT.fullmatch(rest if has_path else name)
+        if counted and int(counted["count"]) < 1:
+            raise UsageError(
+                f"--tasks entry {entry!r}: the count after ':' must be at least 1, "
+                f"got {counted['count']}"
+            )
+        path = Path((counted["body"] if counted else rest).strip())
+        if has_path and path.is_dir():
+            raise UsageError(
+                f"--tasks entry {entry!r}: {path} is a folder; name the benchmark file in it "
+                f"(see --help for each source's file)"
+            )
 
 
 def _load_tasks(args: argparse.Namespace, embedded: bool) -> list:
     from ascl_env.bench.suite import SuiteError, suite_spec
     from ascl_env.tasks import describe_sampling, load_task_selection
 
+    _check_task_spec(args.tasks)
     try:
         args.tasks = suite_spec(args) or "bundled"
     except SuiteError as exc:
@@ -369,7 +507,7 @@ def _loads_a_model(spec: str) -> bool:
 def cmd_run(args: argparse.Namespace) -> int:
     from ascl_env.bench.agents import make_agent
     from ascl_env.bench.experiment import run_experiment
-    from ascl_env.bench.report import compare_runs
+    from ascl_env.bench.report import ReportError, compare_runs
     from ascl_env.bench.runner import plan_episodes
 
     embedded = not args.agent
@@ -384,6 +522,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--batch-size", args.batch_size),
         ("--max-new-tokens", max_new_tokens),
         ("--concurrency", args.concurrency),
+        ("--max-consecutive-failures", args.max_consecutive_failures),
+        ("--judge-concurrency", args.judge_concurrency),
+        ("--max-judge-failures", args.max_judge_failures),
     ):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
@@ -451,6 +592,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if check is not None:
                 check()
     dirs: list[Path] = []
+    statuses: list[int] = []
     for i, spec in enumerate(specs):
         agent = ready.pop(i, None)
         if agent is None:
@@ -464,17 +606,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         out_dir, k = args.out / slug, 2
         while out_dir in dirs:
             out_dir, k = args.out / f"{slug}-{k}", k + 1
-        report = run_experiment(
-            wrap_for_attacks(agent, tasks, args.rules_mode),
-            plans,
-            out_dir,
-            {**config, "agent": spec},
-            env_kwargs=env_kwargs,
-            batch_size=args.batch_size,
-            progress=not args.no_progress,
-            overwrite=args.overwrite,
-        )
+        try:
+            report = run_experiment(
+                wrap_for_attacks(agent, tasks, args.rules_mode),
+                plans,
+                out_dir,
+                {**config, "agent": spec},
+                env_kwargs=env_kwargs,
+                batch_size=args.batch_size,
+                progress=not args.no_progress,
+                overwrite=args.overwrite,
+                max_consecutive_errors=args.max_consecutive_failures,
+                judge_concurrency=args.judge_concurrency,
+                max_judge_failures=args.max_judge_failures,
+            )
+        except ReportError as exc:  # the episodes ran, but every one errored
+            raise EpisodesErrored(str(exc)) from exc
         print(_summary_line(agent.name, report, out_dir / "report.md"), flush=True)
+        statuses.append(exit_status(report))
         dirs.append(out_dir)
         close = getattr(agent, "close", None)
         if close is not None:
@@ -482,17 +631,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if len(dirs) > 1:
         compare_runs(dirs, args.out / "comparison")
         print(f"comparison: {args.out / 'comparison' / 'comparison.md'}")
-    return 0
+    return _worst(statuses, args.exit_zero)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ascl_env.bench.report import write_report
 
     extras.check(extras.PLOTS)
+    statuses = []
     for directory in args.dirs:
         report = write_report(directory)
         print(_summary_line(str(report["agent"]), report, directory / "report.md"))
-    return 0
+        statuses.append(exit_status(report))
+    return _worst(statuses, args.exit_zero)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -507,6 +658,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ascl_env.bench.report import ReportError
+    from ascl_env.bench.results import RunIncomplete
     from ascl_env.bench.runner import RunError
 
     args = build_parser().parse_args(argv)
@@ -527,18 +679,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         ReportError,
         RunError,
         MissingExtraError,
+        EpisodesErrored,
     ) as exc:
         table = exc.agent_table if isinstance(exc, UnknownAgentError) else []
         message = " ".join((exc.message if table else str(exc)).split())
         print(f"ascl-bench {args.command}: error: {message}", *table, sep="\n", file=sys.stderr)
-        return 2
+        if isinstance(exc, (RunIncomplete, EpisodesErrored)):
+            return EXIT_INCOMPLETE if isinstance(exc, RunIncomplete) else EXIT_ERRORED
+        return EXIT_USAGE
     except OSError as exc:  # a result file that cannot be written (permissions, disk full, ...)
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"ascl-bench {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("ascl-bench: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

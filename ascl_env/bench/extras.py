@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-INSTALL_HINT = "pip install 'ascl-env[bench]'"
+INSTALL_HINT = "pip install -e '.[bench]' in a clone of ascl-env"
 
 
 class MissingExtraError(ImportError):

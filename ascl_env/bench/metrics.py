@@ -103,7 +103,17 @@ def bootstrap_mean_interval(
     if data.size == 0:
         raise ValueError("no values")
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    # in chunks of at most ~2M draws, so memory does not grow with the run (one chunk, the
+    # whole draw at once, up to 1,000 values)
+    step = max(1, 2_000_000 // data.size)
+    means = np.concatenate(
+        [
+            data[rng.integers(0, data.size, size=(min(step, resamples - start), data.size))].mean(
+                axis=1
+            )
+            for start in range(0, resamples, step)
+        ]
+    )
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 
@@ -245,9 +255,14 @@ def _grouped(rows: Sequence[Row], key: str) -> dict[str, dict[str, Any]]:
 
 
 def compute_metrics(rows: Sequence[Row]) -> dict[str, Any]:
-    """Overall metrics plus the same metrics per task kind, category and source."""
+    """Overall metrics plus the same metrics per task kind, category and source.
+
+    Rows are put in episode order first: the seeded bootstrap resamples by position, so a
+    resumed run (rows in finishing order) and a one-go run of the same episodes must agree.
+    """
     if not rows:
         raise ValueError("no episodes to summarise")
+    rows = sorted(rows, key=lambda r: (r.get("episode") is None, r.get("episode") or 0))
     return {
         "overall": summarize(rows),
         "by_kind": {

@@ -20,6 +20,7 @@ from ascl_env.bench.results import (
     COMPARISON_JSON,
     COMPARISON_MD,
     EPISODES_FILE,
+    HEAVY_FIELDS,
     LOOKUP_PLOT,
     REPORT_JSON,
     REPORT_MD,
@@ -30,6 +31,7 @@ from ascl_env.bench.results import (
     is_errored,
     load_run,
     read_rows,
+    unique_rows,
 )
 
 __all__ = [
@@ -47,12 +49,12 @@ def build_report(out_dir: str | os.PathLike) -> dict[str, Any]:
     """The report of a result directory, computed from its episodes."""
     out_dir = Path(out_dir)
     run = load_run(out_dir)
-    all_rows = read_rows(out_dir / EPISODES_FILE)
+    path = out_dir / EPISODES_FILE
+    all_rows = unique_rows(read_rows(path, omit=HEAVY_FIELDS), str(path))
     errored = [row for row in all_rows if is_errored(row)]
     rows = [row for row in all_rows if not is_errored(row)]
     if not rows:
-        what = f" ({len(errored)} errored)" if errored else ""
-        raise ReportError(f"{out_dir / EPISODES_FILE} has no finished episodes{what}")
+        raise ReportError(f"{path} has no finished episodes{_cause(errored)}")
     planned = run.get("config", {}).get("episodes")
     return {
         "agent": run.get("config", {}).get("agent"),
@@ -67,6 +69,17 @@ def build_report(out_dir: str | os.PathLike) -> dict[str, Any]:
         "finish": finish_summary(rows, errored),
         **suite.report_sections(rows, run.get("config", {})),  # paper table, pass@k
     }
+
+
+def _cause(errored: Sequence[dict[str, Any]]) -> str:
+    """`` (N errored; last error: ...)`` naming the last errored episode's error, or ``""``."""
+    if not errored:
+        return ""
+    last = errored[-1].get("error") or {}  # the last one written: the latest request
+    what = str(last.get("message") or last.get("type") or "unknown error")
+    if last.get("type") and not what.startswith(str(last["type"])):
+        what = f"{last['type']}: {what}"
+    return f" ({len(errored)} errored; last error: {what})"
 
 
 # --------------------------------------------------------------------------- finish reasons
@@ -99,6 +112,26 @@ def finish_summary(
             "errored": sum(1 for r in errored if r.get("task_kind") == kind),
         }
     return out
+
+
+CUT_WARNING_SHARE = 0.2
+"""Above this share of episodes with an answer cut at the token limit, reports warn at the top."""
+
+
+def token_limit_warning(report: dict[str, Any]) -> str | None:
+    """A warning when more than :data:`CUT_WARNING_SHARE` of the episodes (of those whose agent
+    reports finish reasons) had a turn cut at the token limit: the judges then score fragments."""
+    finish = (report.get("finish") or {}).values()
+    known = sum(f["with_finish_reasons"] for f in finish)
+    cut = sum(f["length_truncated"] for f in finish)
+    if not known or cut / known <= CUT_WARNING_SHARE:
+        return None
+    limit = report.get("config", {}).get("max_new_tokens")
+    at = f"the {limit}-token limit" if limit else "the token limit"
+    return (
+        f"{cut} of {known} episodes ({100 * cut / known:.0f}%) had an answer cut at {at}, so "
+        "the scores judge fragments; raise --max-new-tokens"
+    )
 
 
 def _finish_table(finish: dict[str, Any]) -> list[str]:
@@ -226,9 +259,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             " finished; run the same command again to resume.**"
         )
     )
+    warning = token_limit_warning(report)
     lines = [
         f"# ASCL-v0 benchmark: `{report['agent']}`",
         "",
+        *([f"> **Warning:** {warning}", ""] if warning else []),
         f"Tasks `{config.get('tasks')}` ({overall['episodes']} episodes: {counts}), rules mode "
         f"`{config.get('rules_mode')}`, seed {config.get('seed')}, max_turns "
         f"{config.get('max_turns')}.{status}",
@@ -276,11 +311,16 @@ def render_markdown(report: dict[str, Any]) -> str:
         ]
     if report["invocations"]:
         last = report["invocations"][-1]
-        lines += [
-            f"Last invocation: {last['episodes_run']} episodes in {last['wall_s']:.1f} s "
-            f"({last['generate_s']:.1f} s in the agent, {last['generate_calls']} batched calls).",
-            "",
-        ]
+        if "stopped" in last:  # an interrupted or failed invocation (run.json records why)
+            text = f"Last invocation stopped ({last['stopped'].split(':')[0]}), "
+            text += f"{last['episodes_saved']} episodes saved."
+        else:
+            text = (
+                f"Last invocation: {last['episodes_run']} episodes in {last['wall_s']:.1f} s "
+                f"({last['generate_s']:.1f} s in the agent, {last['generate_calls']} batched "
+                "calls)."
+            )
+        lines += [text, ""]
     return "\n".join(lines)
 
 
@@ -500,10 +540,11 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
     labels = list(runs)
     if len(labels) > 1:
         ref = labels[0]
-        ref_rows = read_rows(runs[ref][0] / EPISODES_FILE)
+        ref_rows = read_rows(runs[ref][0] / EPISODES_FILE, omit=HEAVY_FIELDS)
         sections: list[str] = []
         for other in labels[1:]:
-            result = paired_comparison(ref_rows, read_rows(runs[other][0] / EPISODES_FILE))
+            other_rows = read_rows(runs[other][0] / EPISODES_FILE, omit=HEAVY_FIELDS)
+            result = paired_comparison(ref_rows, other_rows)
             if result["pairs"] == 0:
                 sections += [f"`{other}` shares no episode with `{ref}`: no paired test.", ""]
                 continue

@@ -17,7 +17,11 @@ A comparison directory holds ``comparison.json``, ``comparison.md``, ``safety_vs
 and ``lookup_rate_by_kind.png``.
 
 Running into a directory whose ``run.json`` describes a different configuration is refused, so
-resumed episodes always belong to the same experiment; ``overwrite=True`` starts afresh. Every
+resumed episodes always belong to the same experiment; ``overwrite=True`` starts afresh. One
+process at a time writes a result directory: :func:`lock_directory` holds an exclusive lock on
+its ``.ascl-bench.lock`` for the whole run (the operating system releases it if the process
+dies), and a second writer is refused. Rows that repeat an episode index (files written before
+the lock existed) are dropped with a warning by :func:`unique_rows`, the first row kept. Every
 file except the episodes file is written to a temporary name first and renamed into place, so a
 reader never sees half a file; the episodes file loses at most a torn last line to a kill, and
 :func:`read_rows` drops (and with ``repair`` cuts) that line.
@@ -28,8 +32,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +49,7 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 LOOKUP_PLOT = "lookup_rate_by_kind.png"
 RESULT_FILES = (RUN_FILE, EPISODES_FILE, REPORT_JSON, REPORT_MD, LOOKUP_PLOT)
+LOCK_FILE = ".ascl-bench.lock"
 
 COMPARISON_JSON = "comparison.json"
 COMPARISON_MD = "comparison.md"
@@ -52,11 +60,22 @@ class RunError(RuntimeError):
     """A run could not go on; finished episodes are already saved."""
 
 
+class RunIncomplete(RunError):
+    """A run stopped before its plan was done (the agent or endpoint kept failing); the finished
+    episodes are saved and the same command resumes it."""
+
+
 class ReportError(ValueError):
     """A result directory cannot be reported on (missing or unusable files)."""
 
 
 # --------------------------------------------------------------------------- atomic writes
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -65,6 +84,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the result gets what open() gives
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -82,43 +102,117 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+# --------------------------------------------------------------------------- the writer's lock
+
+
+@contextmanager
+def lock_directory(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on ``out_dir`` (created if missing) while the block runs.
+
+    :class:`RunError` at once when another process holds it: two runs appending to one
+    episodes file would double-count every episode.
+    """
+    from filelock import FileLock, Timeout
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out_dir / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise RunError(
+            f"{out_dir} is in use by another ascl-bench run (lock {out_dir / LOCK_FILE} is "
+            "held); wait for it to finish or use another --out"
+        ) from exc
+    try:
+        yield out_dir
+    finally:
+        lock.release()
+
+
 # --------------------------------------------------------------------------- episodes file
 
 
-def read_rows(path: str | os.PathLike, *, repair: bool = False) -> list[dict[str, Any]]:
-    """Rows of an episodes JSONL file; ``[]`` if it does not exist.
+def unique_rows(rows: Sequence[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """``rows`` without those repeating an earlier row's episode index, with a warning naming
+    ``where`` and how many went (only two writers at once make them)."""
+    seen: set[int] = set()
+    keep: list[dict[str, Any]] = []
+    for row in rows:
+        if row["episode"] not in seen:
+            seen.add(row["episode"])
+            keep.append(row)
+    if len(keep) < len(rows):
+        warnings.warn(
+            f"{where}: {len(rows) - len(keep)} rows repeat an earlier row's episode index "
+            "(two runs wrote this file at once?); the first row of each episode is kept",
+            stacklevel=2,
+        )
+    return keep
+
+
+HEAVY_FIELDS = ("messages", "parse_errors", "timing", "retrieved_rule_ids")
+"""Row fields no metric reads (the transcript, timing): reports read rows without them."""
+
+_SHARED = ("agent", "task_kind", "category", "source", "rules_mode", "judge", "response_class")
+"""Row fields with few distinct values: one string object each (sys.intern) in memory."""
+
+
+def _compact(row: dict[str, Any], omit: Collection[str]) -> dict[str, Any]:
+    """``row`` without ``omit``, its keys and few-valued strings shared between rows (each
+    ``json.loads`` makes its own key strings: about 2 KB a row)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in omit:
+            continue
+        if key in _SHARED and isinstance(value, str):
+            value = sys.intern(value)
+        elif key == "generations" and isinstance(value, list):
+            value = [
+                {sys.intern(k): v for k, v in g.items()} if isinstance(g, dict) else g
+                for g in value
+            ]
+        out[sys.intern(key)] = value
+    return out
+
+
+def read_rows(
+    path: str | os.PathLike, *, repair: bool = False, omit: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """Rows of an episodes JSONL file, read line by line; ``[]`` if it does not exist.
 
     A last line without its newline, or one that is not valid JSON, is what a killed writer
     leaves: it is dropped (and cut from the file when ``repair``). A bad line elsewhere is an
-    error naming the line.
+    error naming the line. ``omit`` names fields left out of every row (e.g.
+    :data:`HEAVY_FIELDS`), so that a large file's rows fit in memory.
     """
     path = Path(path)
     if not path.exists():
         return []
-    data = path.read_bytes()
-    lines = data.split(b"\n")
     rows: list[dict[str, Any]] = []
     good_bytes = 0
-    for number, line in enumerate(lines, start=1):
-        is_last = number == len(lines)
-        if not line.strip():
-            if not is_last:
-                good_bytes += len(line) + 1
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get("episode"), int):
-                raise ValueError("not an episode row (no integer 'episode')")
-        except ValueError as exc:
-            if is_last or (number == len(lines) - 1 and not lines[-1]):
-                # only the final record can be a torn write
-                break
-            raise RunError(f"{path}, line {number}: {exc}") from exc
-        if is_last:
-            break  # complete JSON but no newline: the writer died before finishing the line
-        rows.append(row)
-        good_bytes += len(line) + 1
-    if repair and good_bytes < len(data):
+    torn: RunError | None = None  # a bad line: only the file's last line may be one
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if torn is not None:
+                raise torn
+            complete = line.endswith(b"\n")
+            if not line.strip():
+                good_bytes += len(line) if complete else 0
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("episode"), int):
+                    raise ValueError("not an episode row (no integer 'episode')")
+            except ValueError as exc:
+                torn = RunError(f"{path}, line {number}: {exc}")
+                torn.__cause__ = exc
+                continue
+            if not complete:
+                break  # complete JSON but no newline: the writer died before finishing the line
+            rows.append(_compact(row, omit))
+            good_bytes += len(line)
+    if repair and good_bytes < path.stat().st_size:
         with open(path, "r+b") as handle:
             handle.truncate(good_bytes)
     return rows
@@ -146,6 +240,20 @@ def plan_fingerprint(plans: Sequence[EpisodePlan]) -> str:
     """A short hash of which task and seed each episode index gets."""
     text = json.dumps([[p.index, p.task.id, p.seed] for p in plans])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def tasks_fingerprint(plans: Sequence[EpisodePlan]) -> str:
+    """A short hash of the content of the plan's tasks (prompt, kind, answer, category, source),
+    so that a resume after a task file was edited is refused even when the ids stayed."""
+    digest = hashlib.sha256()
+    for task in sorted({p.task.id: p.task for p in plans}.values(), key=lambda t: t.id):
+        text = json.dumps(task.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        digest.update(text.encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+TASKS_KEY = "tasks_sha256"
+"""The configuration key of :func:`tasks_fingerprint` (absent from run.json files before it)."""
 
 
 def prepare_directory(
@@ -186,9 +294,16 @@ def prepare_directory(
     else:
         old = comparable(previous, previous_provenance)
         new = comparable(config, provenance)
+    if TASKS_KEY not in previous:  # written before task content was hashed: not comparable
+        new = {k: v for k, v in new.items() if k != TASKS_KEY}
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if changed:
-        details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        details = "; ".join(
+            f"{k}: the content of the tasks (prompt, answer, kind, category) changed since"
+            if k == TASKS_KEY
+            else f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+            for k in changed
+        )
         raise RunError(
             f"{out_dir} holds results of a different configuration ({details}); "
             "use another --out, or --overwrite to discard them"
@@ -196,17 +311,27 @@ def prepare_directory(
     return record
 
 
-def drop_rows(path: str | os.PathLike, drop: Callable[[dict[str, Any]], bool]) -> int:
-    """Rewrite an episodes file without the rows ``drop`` selects (atomically); how many went.
-
-    A torn last line is cut first, as :func:`read_rows` with ``repair`` does.
-    """
-    rows = read_rows(path, repair=True)
-    keep = [row for row in rows if not drop(row)]
+def clean_episodes(path: str | os.PathLike) -> int:
+    """Before a resume: drop errored rows (their episodes run again) and rows repeating an
+    episode index (:func:`unique_rows`); how many went. The file is rewritten (atomically, line
+    by line) only when a row goes."""
+    rows = read_rows(path, repair=True, omit=HEAVY_FIELDS)
+    keep = [row for row in unique_rows(rows, str(path)) if not is_errored(row)]
     if len(keep) == len(rows):
         return 0
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in keep)
-    atomic_write_text(path, text)
+    wanted = {row["episode"] for row in keep}
+
+    def rewrite(tmp: str) -> None:
+        with open(path, "rb") as source, open(tmp, "wb") as target:
+            for line in source:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if row["episode"] in wanted and not is_errored(row):
+                    wanted.discard(row["episode"])  # the first row of an episode only
+                    target.write(line)
+
+    atomic_write(path, rewrite)
     return len(rows) - len(keep)
 
 

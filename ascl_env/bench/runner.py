@@ -23,9 +23,7 @@ The plan (which task and which seed each episode index gets) depends only on the
 from __future__ import annotations
 
 import os
-import queue
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -44,7 +42,13 @@ from ascl_env.bench.agents import (
     Generation,
     finish_reason,
 )
-from ascl_env.bench.results import EpisodeWriter, RunError, drop_rows, is_errored, read_rows
+from ascl_env.bench.results import (
+    HEAVY_FIELDS,
+    EpisodeWriter,
+    RunError,
+    clean_episodes,
+    read_rows,
+)
 from ascl_env.registration import ENV_ID, register_envs
 from ascl_env.tasks import Task
 
@@ -77,6 +81,9 @@ OUTCOME_FIELDS = (
     "judge_error",
     "response_class",
     "strongreject",
+    "harmful",
+    "harm_score",
+    "harm_judge",
 )
 
 
@@ -84,7 +91,7 @@ TURN_FIELDS = ("finish_reason", "completion_tokens", "generate_s")
 """The keys of each entry of a row's ``generations`` (one per assistant turn)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a run may plan millions
 class EpisodePlan:
     index: int
     task: Task
@@ -223,6 +230,8 @@ def run_episodes(
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     max_consecutive_errors: int = 10,
+    judge_concurrency: int = 32,
+    max_judge_failures: int | None = 5,
 ) -> RunStats:
     """Run ``plans`` with ``agent``; rows go to ``out_path`` (JSONL, appended) and ``on_row``.
 
@@ -232,24 +241,33 @@ def run_episodes(
     run with :class:`RunError`; an episode-level agent's :class:`EpisodeFailed` gives an errored
     row, and ``max_consecutive_errors`` of them in a row stop the run with :class:`RunError`.
     Rows written before a stop stay.
+
+    With an LLM judge (``env_kwargs["judge"] == "llm"``) the turns of a batch are stepped (and
+    so judged) ``judge_concurrency`` at a time, and after ``max_judge_failures`` verdicts in a
+    row failed the judge is not called again during this run: its answers are scored by the
+    fallback judge with ``judge_error`` set (``None``: keep calling it).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if max_consecutive_errors < 1:
         raise ValueError(f"max_consecutive_errors must be at least 1, got {max_consecutive_errors}")
+    if judge_concurrency < 1:
+        raise ValueError(f"judge_concurrency must be at least 1, got {judge_concurrency}")
     register_envs()
     env_kwargs = {k: v for k, v in (env_kwargs or {}).items() if k != "tasks"}
-    tasks = list({plan.task.id: plan.task for plan in plans}.values())
     if out_path is not None:
-        drop_rows(out_path, is_errored)
-    done = {row["episode"] for row in read_rows(out_path, repair=True)} if out_path else set()
+        clean_episodes(out_path)  # errored episodes run again; repeated rows go
+    done = {r["episode"] for r in read_rows(out_path, omit=HEAVY_FIELDS)} if out_path else set()
     todo = [plan for plan in plans if plan.index not in done]
     writer = EpisodeWriter(out_path) if out_path else None
     stats = RunStats(0, len(plans) - len(todo), 0.0, 0.0, 0)
     bar = _progress_bar(progress, len(plans), stats.episodes_skipped, agent.name)
 
-    def make_env() -> gymnasium.Env:
-        return gymnasium.make(ENV_ID, tasks=tasks, disable_env_checker=True, **env_kwargs)
+    def make_env(task: Task) -> gymnasium.Env:
+        # One environment per episode, holding only its task: an environment holding every
+        # task of a large run costs memory per environment (gymnasium copies its arguments),
+        # and a batch has many. Building one takes about 0.2 ms.
+        return gymnasium.make(ENV_ID, tasks=[task], disable_env_checker=True, **env_kwargs)
 
     def emit(row: dict[str, Any]) -> None:
         if writer is not None:
@@ -266,18 +284,43 @@ def run_episodes(
             f" in {out_path}; run the same command again to resume" if out_path else ""
         )
 
+    judge_clients = _judge_clients(env_kwargs)
+    steppers = 1
+    for judge_client in judge_clients:
+        judge_client.stop_after(max_judge_failures)
+        steppers = judge_concurrency
+        judge_client.set_concurrency(max(judge_client.concurrency, judge_concurrency))
     began = time.perf_counter()
     try:
         if hasattr(agent, "run_episode"):
             _run_episode_agent(agent, todo, make_env, emit, saved, stats, max_consecutive_errors)
         else:
-            _run_batched(agent, todo, make_env, emit, saved, stats, batch_size)
+            _run_batched(agent, todo, make_env, emit, saved, stats, batch_size, steppers)
     finally:
+        for judge_client in judge_clients:
+            judge_client.stop_after(None)
         stats.wall_s = time.perf_counter() - began
         bar.close()
         if writer is not None:
             writer.close()
     return stats
+
+
+def _judge_clients(env_kwargs: dict[str, Any]) -> list[Any]:
+    """The HTTP clients of the (process-wide) endpoint judges the environments will use: the
+    LLM refusal judge and an endpoint harm judge (a guard preset), if any."""
+    from ascl_env.config import ASCLConfig
+    from ascl_env.openai_compat import ChatClient
+    from ascl_env.scoring import harm_judge_for, judge_for
+
+    config = ASCLConfig(**env_kwargs)
+    clients: list[ChatClient] = []
+    for judge in (judge_for(config), harm_judge_for(config)):
+        inner = getattr(judge, "llm", None)  # the registry's llm judge wraps an LLMJudge
+        client = getattr(judge, "client", None) or getattr(inner, "client", None)
+        if isinstance(client, ChatClient) and all(client is not c for c in clients):
+            clients.append(client)
+    return clients
 
 
 def _as_generation(agent_name: str, item: Any, index: int) -> Generation:
@@ -293,19 +336,21 @@ def _as_generation(agent_name: str, item: Any, index: int) -> Generation:
 def _run_batched(
     agent: Agent,
     todo: list[EpisodePlan],
-    make_env: Callable[[], gymnasium.Env],
+    make_env: Callable[[Task], gymnasium.Env],
     emit: Callable[[dict[str, Any]], None],
     saved: Callable[[], str],
     stats: RunStats,
     batch_size: int,
+    steppers: int = 1,
 ) -> None:
-    free_envs: list[gymnasium.Env] = []
+    # steps that end an episode wait on the LLM judge: several at once (each env is its own)
+    pool = ThreadPoolExecutor(steppers, "ascl-step") if steppers > 1 else None
     active: list[_Active] = []
     queue_ = iter(todo)
     try:
         while True:
             while len(active) < batch_size and (plan := next(queue_, None)) is not None:
-                env = free_envs.pop() if free_envs else make_env()
+                env = make_env(plan.task)
                 started = time.perf_counter()
                 _, info = env.reset(seed=plan.seed, options={"task_id": plan.task.id})
                 meta = {
@@ -335,7 +380,7 @@ def _run_batched(
             if not isinstance(texts, list) or len(texts) != len(active):
                 got = len(texts) if isinstance(texts, list) else type(texts).__name__
                 raise RunError(f"agent {agent.name} returned {got} texts for {len(active)} turns")
-            still: list[_Active] = []
+            gens = []
             for item, out in zip(active, texts, strict=True):
                 gen = _as_generation(agent.name, out, item.plan.index)
                 # an agent that does not time its rows gets an equal share of the call
@@ -347,9 +392,10 @@ def _run_batched(
                         "generate_s": round(share, 6),
                     }
                 )
-                t1 = time.perf_counter()
-                _, _, terminated, truncated, info = item.env.step(gen.text)
-                item.env_s += time.perf_counter() - t1
+                gens.append(gen.text)
+            steps = pool.map(_step, active, gens) if pool else map(_step, active, gens)
+            still: list[_Active] = []
+            for item, (terminated, truncated, info) in zip(active, steps, strict=True):
                 if terminated or truncated:
                     row = _episode_row(
                         item.plan,
@@ -361,36 +407,37 @@ def _run_batched(
                         env_s=item.env_s,
                     )
                     emit(row)
-                    free_envs.append(item.env)
+                    item.env.close()
                 else:
                     item.conversation.messages = info["messages"]
                     still.append(item)
             active = still
     finally:
-        for env in free_envs + [item.env for item in active]:
-            env.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for item in active:
+            item.env.close()
+
+
+def _step(item: _Active, text: str) -> tuple[bool, bool, dict[str, Any]]:
+    """Step ``item``'s environment with ``text``, timing it; (terminated, truncated, info)."""
+    t1 = time.perf_counter()
+    _, _, terminated, truncated, info = item.env.step(text)
+    item.env_s += time.perf_counter() - t1
+    return terminated, truncated, info
 
 
 def _run_episode_agent(
     agent: EpisodeAgent,
     todo: list[EpisodePlan],
-    make_env: Callable[[], gymnasium.Env],
+    make_env: Callable[[Task], gymnasium.Env],
     emit: Callable[[dict[str, Any]], None],
     saved: Callable[[], str],
     stats: RunStats,
     max_consecutive_errors: int,
 ) -> None:
-    envs: queue.SimpleQueue[gymnasium.Env] = queue.SimpleQueue()
-    made: list[gymnasium.Env] = []
-    lock = threading.Lock()
-
     def one(plan: EpisodePlan) -> dict[str, Any]:
-        try:
-            env = envs.get_nowait()
-        except queue.Empty:
-            env = make_env()
-            with lock:
-                made.append(env)
+        env = make_env(plan.task)
         started = time.perf_counter()
         rules_mode = env.unwrapped.config.rules_mode
         try:
@@ -409,7 +456,7 @@ def _run_episode_agent(
                 error=error,
             )
         finally:
-            envs.put(env)
+            env.close()
         return _episode_row(
             plan,
             agent.name,
@@ -461,5 +508,3 @@ def _run_episode_agent(
             raise RunError(f"{failure} {saved()}") from failure.__cause__
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        for env in made:
-            env.close()

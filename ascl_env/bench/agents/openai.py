@@ -54,17 +54,22 @@ class _TimedClient:
         return sum(t["generate_s"] for t in self.turns)
 
 
+PROBE_S = 10.0
+"""The most seconds :meth:`OpenAIAgent.check` waits for the endpoint's model list."""
+
+
 class OpenAIAgent:
     """An OpenAI-compatible ``/chat/completions`` endpoint, one whole episode per call.
 
     ``tool_mode="native"`` sends the lookup tool's schema and reads the server-parsed
     ``message.tool_calls`` (vLLM with ``--enable-auto-tool-choice``, hosted APIs);
     ``"hermes"`` sends no tools and lets the model write ``<tool_call>`` text (servers without
-    a tool parser). Each request attempt may take ``timeout`` seconds; connection errors,
-    timeouts, 429 and 5xx are retried ``max_retries`` times with exponential backoff (from
-    ``backoff`` seconds), within a total deadline per request of
-    ``timeout * (max_retries + 1)`` plus the backoff. An episode whose request still fails
-    raises :class:`EpisodeFailed` (the runner records it as errored and goes on).
+    a tool parser). ``timeout`` is the total deadline of one request, from connecting to its
+    last byte, its retries and backoff included (a server that trickles its reply cannot hold
+    an episode longer); connection errors, 429 and 5xx are retried ``max_retries`` times with
+    exponential backoff (from ``backoff`` seconds) while time is left. An episode whose request
+    still fails raises :class:`EpisodeFailed` (the runner records it as errored and goes on).
+    :meth:`check` probes the endpoint within :data:`PROBE_S` seconds at most.
     """
 
     def __init__(
@@ -86,14 +91,13 @@ class OpenAIAgent:
         if tool_mode not in ("native", "hermes"):
             raise AgentSpecError(f"tool mode must be 'native' or 'hermes', got {tool_mode!r}")
         max_backoff = 8.0
-        waits = sum(min(max_backoff, backoff * 2**i) for i in range(max_retries))
         try:
             self.client = ChatClient(
                 base_url,
                 model,
                 api_key=api_key,
                 timeout=timeout,
-                deadline_s=timeout * (max_retries + 1) + waits,
+                deadline_s=timeout,
                 max_retries=max_retries,
                 backoff_s=backoff,
                 max_backoff_s=max_backoff,
@@ -115,7 +119,7 @@ class OpenAIAgent:
         """Fail fast with a clear message when the endpoint is unreachable or lacks the model."""
         url = f"{self.base_url}/models"
         try:
-            models = self.client.models()
+            models = self.client.models(deadline_s=min(PROBE_S, self.client.deadline_s))
         except EndpointError as exc:
             raise AgentError(f"cannot reach the OpenAI-compatible endpoint {url}: {exc}") from exc
         if models and self.model not in models:
