@@ -165,3 +165,28 @@ def test_a_guard_endpoint_down_falls_back_to_the_offline_harm_judge(openai_serve
     _, reward, _, _, info = env.step(WRAPPED)
     assert info["harm_judge"] == "offline (fallback)" and info["judge_error"]
     assert reward == 0.0 and info["harmful"] is True  # the offline judge sees through the wrapper
+
+
+def test_run_provenance_names_the_harm_judge_and_hashes_its_head(tmp_path):
+    """A changed harm head changes a run's judge identity (what ``compare`` checks)."""
+    import shutil
+
+    from ascl_env.bench.provenance import judge_identity
+    from ascl_env.judges import registry
+    from ascl_env.judges.harm import shared_harm_judge
+
+    default = judge_identity({})["harm"]
+    assert default["name"] == "offline"
+    assert any(key.endswith("harm_head.npz") for key in default["files"])
+    assert any(key.endswith("judges/harm.py") for key in default["files"])
+    head = tmp_path / "harm_head.npz"
+    shutil.copy(shared_harm_judge().files()[0], head)
+    same = registry.provenance("offline", head=str(head))["files"]
+    assert sorted(same.values()) == sorted(default["files"].values())
+    head.write_bytes(head.read_bytes() + b"\0")  # a different file
+    changed = registry.build_judge("offline").files()  # the shipped one is unchanged
+    assert registry.file_sha256(changed[-1]) == default["files"][next(
+        k for k in default["files"] if k.endswith("harm_head.npz"))]
+    assert registry.file_sha256(head) not in default["files"].values()
+    proxy = judge_identity({"harm_judge": "refusal-proxy"})["harm"]
+    assert proxy == {"name": "refusal-proxy", "model": None, "files": {}}

@@ -108,24 +108,50 @@ def threads() -> dict[str, Any]:
 
 
 def judge_identity(env_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The judge configuration of ``env_kwargs`` and a hash of the judge's source (its version).
+    """The judges' configuration of ``env_kwargs`` and hashes of what decides their verdicts.
 
-    The keyword judge is ``ascl_env/judges/refusal.py``; the LLM judge adds ``llm.py`` (its
-    prompts and parsing). Transport settings (URL, timeouts) are left out.
+    ``kind`` is the refusal judge; ``source_sha256`` the judges' source files (the keyword
+    rules, math checking, the LLM judge's prompts); ``files`` the SHA-256 of every file the
+    registry says decides the refusal judge's verdicts (the MiniLM head and weights, ...).
+    ``harm`` names the harm judge that decides safety (name, served model, its files' hashes:
+    the offline head, ...), so a changed head changes a run's provenance. Transport settings
+    (URL, timeouts) are left out.
     """
     from ascl_env import judges
     from ascl_env.config import ASCLConfig
+    from ascl_env.judges import registry
 
     config = ASCLConfig(**dict(env_kwargs or {}))
     folder = Path(judges.__file__).parent
     files = ["refusal.py", "math.py"] + (["llm.py"] if config.judge == "llm" else [])
     source = {name: sha256_bytes((folder / name).read_bytes())[:16] for name in files}
     out: dict[str, Any] = {"kind": config.judge, "source_sha256": source}
+    if config.judge != "llm":
+        out["files"] = registry.provenance(config.judge)["files"]
     if config.judge == "llm":
         out["model"] = config.llm_judge_model
         out["strongreject"] = config.llm_judge_strongreject
         out["on_judge_error"] = config.on_judge_error
+    out["harm"] = harm_judge_identity(config)
     return out
+
+
+def harm_judge_identity(config: Any) -> dict[str, Any]:
+    """Name, served model and file hashes of the harm judge ``config`` puts in force."""
+    from ascl_env.judges import registry
+    from ascl_env.scoring import harm_judge_build_args, harm_judge_for
+
+    spec = config.harm_judge_spec
+    if spec == "refusal-proxy":
+        return {"name": spec, "model": None, "files": {}}
+    parsed = registry.parse_spec(harm_judge_build_args(config)[0])
+    judge = harm_judge_for(config)
+    found = (
+        registry.provenance(parsed, judge)
+        if judge is not None
+        else {"model": parsed.model, "files": {}}  # the LLM refusal judge's own verdict
+    )
+    return {"name": parsed.name, "model": found["model"], "files": found["files"]}
 
 
 def judge_endpoint(env_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:

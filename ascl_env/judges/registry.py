@@ -268,10 +268,10 @@ class OfflineHarmJudge:
     name = "offline"
     answers = frozenset({"refusal", "harm"})
 
-    def __init__(self) -> None:
+    def __init__(self, head: str | Path | None = None) -> None:
         from ascl_env.judges.harm import shared_harm_judge
 
-        self.model = shared_harm_judge()
+        self.model = shared_harm_judge(head)
 
     @property
     def label(self) -> str:
@@ -290,7 +290,8 @@ class OfflineHarmJudge:
         return list(self.model.judge_many(list(answers), list(prompts)))
 
     def files(self) -> list[Path]:
-        return [Path(p) for p in self.model.files()]
+        rules = [_package_file("harm.py"), _package_file("refusal.py")]
+        return rules + [Path(p) for p in self.model.files()]
 
 
 def _guard_entry(name: str) -> _Entry:
@@ -330,6 +331,7 @@ def _entries() -> dict[str, _Entry]:
             OfflineHarmJudge.answers,
             False,
             OfflineHarmJudge,
+            ("head",),
         ),
         "refusal-proxy": _Entry(
             "legacy baseline: harmful = no refusal found by the rules (gameable by a decline "
