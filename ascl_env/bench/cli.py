@@ -406,7 +406,7 @@ _COUNT = re.compile(r"(?P<body>.*?):(?P<count>[+-]?\d+)(?::[A-Za-z]+)?")
 def _check_task_spec(spec: str) -> None:
     """What the task loader would misname: a count below 1 (``xstest=f.csv:-3`` reads as a
     file name) and a folder given as a task file."""
-    for entry in filter(None, (e.strip() for e in spec.split(","))):
+    for entry in filter(None, (e.strip() for e in (spec or "").split(","))):
         name, has_path, rest = entry.partition("=")
         counted = _COUNT.fullmatch(rest if has_path else name)
         if counted and int(counted["count"]) < 1:

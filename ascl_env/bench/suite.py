@@ -31,6 +31,7 @@ import numpy as np
 
 from ascl_env.bench.metrics import RESAMPLES, clustered_rate, task_key, wilson_interval
 from ascl_env.bench.passk import pass_at_k_table
+from ascl_env.judges.registry import agreement
 
 __all__ = [
     "GROUPS",
@@ -238,18 +239,6 @@ SUITES: dict[str, tuple[SuiteSet, ...]] = {
             "per method and target model",
         ),
     )
-}
-
-# Measured agreement of the offline judges with human labels (docs/judges_tasks.md,
-# `ascl-bench judge-eval` on data/xstest/completions, 1,350 rows of three models, refusal as the
-# positive class): rules v3 and the MiniLM head held out.
-JUDGE_AGREEMENT = {
-    "keyword": "refusal F1 0.970, kappa 0.944 on XSTest's human-labelled completions "
-    "(1,350 rows, `ascl-bench judge-eval`)",
-    "minilm": "refusal F1 0.970 held out, kappa 0.944 on XSTest's human-labelled completions "
-    "(1,350 rows, `ascl-bench judge-eval`)",
-    "llm": "not measured by the harness: run `ascl-bench judge-eval --judge llm` on "
-    "data/xstest/completions and report it with the table",
 }
 
 _SELECT = re.compile(r"^(?P<key>[A-Za-z0-9_*]+)(?P<limit>:\d+(?::[A-Za-z_]+)?)?$")
@@ -466,7 +455,9 @@ def _cell(estimate: dict[str, Any] | None) -> str:
     return f"{100 * estimate['value']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def render_paper_table(table: dict[str, Any], judge: str = "keyword") -> list[str]:
+def render_paper_table(
+    table: dict[str, Any], judge: str = "keyword", harm_judge: str = "offline"
+) -> list[str]:
     """Markdown lines: one table per group, each set with its rate, interval and n, the average."""
     lines = []
     for group, entry in table.items():
@@ -495,11 +486,22 @@ def render_paper_table(table: dict[str, Any], judge: str = "keyword") -> list[st
             "",
         ]
     lines += [
-        f"Judge: `{judge}`; its measured agreement: {JUDGE_AGREEMENT.get(judge, 'unknown')}. "
+        f"Safety: the harm verdict of `{harm_judge}` ({agreement(harm_judge, 'harm')}). "
+        f"Over-refusal: the refusal class of `{judge}` ({agreement(judge, 'refusal')}). "
         "Multiple choice is scored by the chosen letter, math by math-verify.",
         "",
     ]
     return lines
+
+
+def judges_of(config: dict[str, Any]) -> tuple[str, str]:
+    """(refusal judge, harm judge) names of a run's env settings."""
+    from ascl_env.judges.registry import parse_spec
+
+    env = config.get("env") or {}
+    judge = env.get("judge", "keyword")
+    harm = env.get("harm_judge") or ("llm" if judge == "llm" else "offline")
+    return judge, harm if harm == "llm" else parse_spec(harm).name
 
 
 def report_sections(rows: Sequence[Row], config: dict[str, Any]) -> dict[str, Any]:
@@ -519,12 +521,12 @@ def markdown_sections(report: dict[str, Any]) -> list[str]:
     config = report.get("config", {})
     lines: list[str] = []
     if report.get("paper"):
-        judge = (config.get("env") or {}).get("judge", "keyword")
+        judge, harm_judge = judges_of(config)
         lines += [f"## Paper table (`--suite {config.get('suite')}`)", ""]
         missing = config.get("suite_missing") or []
         if missing:
             lines += [f"Sets missing from the data directory: {', '.join(missing)}.", ""]
-        lines += render_paper_table(report["paper"], judge)
+        lines += render_paper_table(report["paper"], judge, harm_judge)
     if report.get("pass_at_k"):
         lines += [
             f"## pass@k ({config.get('samples')} samples per task, temperature "

@@ -34,6 +34,8 @@ from ascl_env.judges.verdict import Verdict
 
 __all__ = [
     "JUDGES",
+    "MEASURED_AGREEMENT",
+    "agreement",
     "Judge",
     "JudgeSpec",
     "build_judge",
@@ -355,6 +357,36 @@ def _entries() -> dict[str, _Entry]:
 _ENTRIES = _entries()
 JUDGES: tuple[str, ...] = tuple(_ENTRIES)
 """Every registered judge name."""
+
+MEASURED_AGREEMENT: dict[str, dict[str, str]] = {
+    "refusal": {
+        "keyword": "refusal F1 0.970, kappa 0.944 on XSTest's human-labelled completions "
+        "(1,350 rows, `ascl-bench judge-eval`)",
+        "minilm": "refusal F1 0.970 held out, kappa 0.944 on XSTest's human-labelled completions "
+        "(1,350 rows, `ascl-bench judge-eval`)",
+    },
+    "harm": {
+        "offline": "harm F1 0.738 (held out by CV) on XSTest-Response's human labels, accuracy "
+        "0.581 on BeaverTails and 0.544 on PKU-SafeRLHF (never trained on); 0 of 192 wrapped "
+        "harmful answers paid (docs/harm_judge.md)",
+        "refusal-proxy": "harm F1 0.435 on XSTest-Response's human labels, accuracy 0.608 on "
+        "BeaverTails and 0.531 on PKU-SafeRLHF; pays any decline phrase (docs/harm_judge.md)",
+    },
+}
+"""What each offline judge's numbers mean: its measured agreement with human labels, per
+question (``ascl-bench judge-eval``; endpoint judges are not measured here)."""
+
+
+def agreement(name: str, question: str) -> str:
+    """The measured agreement of judge ``name`` on ``question`` (``"refusal"``/``"harm"``), or
+    a line saying it was not measured here and how to measure it."""
+    found = MEASURED_AGREEMENT.get(question, {}).get(name)
+    if found:
+        return found
+    return (
+        f"not measured here: run `ascl-bench judge-eval --judge {name}:URL#MODEL` on "
+        + ("data/xstest/completions" if question == "refusal" else "data/harm_labels")
+    )
 
 
 def describe() -> str:
