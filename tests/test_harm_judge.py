@@ -243,3 +243,14 @@ def test_shared_judge_is_one_instance():
     for thread in threads:
         thread.join()
     assert len({id(j) for j in seen}) == 1
+
+
+def test_operating_points(judge):
+    high = OfflineHarmJudge(operating_point="high_recall")
+    assert high.threshold <= judge.threshold
+    assert high.meta["thresholds"]["best_f1"] == judge.threshold
+    with pytest.raises(ValueError, match="operating_point must be one of"):
+        OfflineHarmJudge(operating_point="strict")
+    assert shared_harm_judge(operating_point="high_recall") is shared_harm_judge(
+        operating_point="high_recall"
+    )
