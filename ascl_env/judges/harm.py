@@ -29,6 +29,7 @@ classify_response`). It is a cascade:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import itertools
 import json
 import math
@@ -434,6 +435,12 @@ class OfflineHarmJudge:
                 model_dir()
             except JudgeModelError as exc:
                 raise HarmJudgeError(f"the {self.name} harm judge: {exc}") from None
+            missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+            if missing:
+                raise HarmJudgeError(
+                    f"the {self.name} harm judge needs {' and '.join(missing)} "
+                    "(pip install 'ascl-env[judge]' and a torch build), or use the torch-free head"
+                )
             self._embedding_weight = arrays["embedding_weight"].astype(np.float64)
             self._embed = Embedder(threads=threads)
 
