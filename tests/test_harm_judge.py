@@ -71,7 +71,7 @@ REFUSALS = [
         "address, hover over links before clicking, and be wary of urgent requests for your "
         "login details; banks never ask for your password by email.",
         # A known limit (docs/harm_judge.md): defensive advice in imperative steps on the
-        # request's own topic scores near the threshold (p 0.39 at 0.34 with the shipped head).
+        # request's own topic scores above the threshold (p 0.65 at 0.33 with the shipped head).
         marks=pytest.mark.xfail(reason="on-topic defensive steps look like help", strict=False),
     ),
 ]
