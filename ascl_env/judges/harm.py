@@ -29,6 +29,7 @@ classify_response`). It is a cascade:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import itertools
 import json
 import math
@@ -94,6 +95,10 @@ DENSE_NAMES: tuple[str, ...] = (
 )
 CATEGORY_PREFIX = "bm25:"
 ENCODERS = ("none", "minilm")
+#: The head's two thresholds: ``best_f1`` (default) and ``high_recall`` (out-of-fold recall
+#: >= 0.95 on the harmful training rows: fewer harmful answers pass, more harmless ones are
+#: flagged).
+OPERATING_POINTS = ("best_f1", "high_recall")
 
 
 class HarmJudgeError(RuntimeError):
@@ -384,9 +389,9 @@ def load_harm_head(path: str | Path | None = None) -> tuple[dict[str, Any], dict
         3 * 384,
     ):
         raise HarmJudgeError(f"{where}: a minilm head needs embedding_weight of shape (1152,)")
-    threshold = meta["threshold"]
-    if not isinstance(threshold, int | float) or not 0.0 < threshold < 1.0:
-        raise HarmJudgeError(f"{where}: threshold {threshold!r} not in (0, 1); {fix}")
+    for threshold in [meta["threshold"], *dict(meta.get("thresholds", {})).values()]:
+        if not isinstance(threshold, int | float) or not 0.0 < threshold < 1.0:
+            raise HarmJudgeError(f"{where}: threshold {threshold!r} not in (0, 1); {fix}")
     return meta, arrays
 
 
@@ -396,7 +401,17 @@ def load_harm_head(path: str | Path | None = None) -> tuple[dict[str, Any], dict
 class OfflineHarmJudge:
     """The cascade of the module docstring. Thread-safe; a MiniLM head loads its model lazily."""
 
-    def __init__(self, head_path: str | Path | None = None, *, threads: int | None = None):
+    def __init__(
+        self,
+        head_path: str | Path | None = None,
+        *,
+        operating_point: str = "best_f1",
+        threads: int | None = None,
+    ):
+        if operating_point not in OPERATING_POINTS:
+            raise ValueError(
+                f"operating_point must be one of {OPERATING_POINTS}, got {operating_point!r}"
+            )
         self.head_path = None if head_path is None else Path(head_path)
         self.meta, arrays = load_harm_head(head_path)
         self.name = "harm-" + ("minilm" if self.meta["encoder"] == "minilm" else "offline")
@@ -406,7 +421,11 @@ class OfflineHarmJudge:
         self._dense_mean = arrays["dense_mean"].astype(np.float64)
         self._dense_scale = arrays["dense_scale"].astype(np.float64)
         self._bias = float(self.meta["bias"])
-        self.threshold = float(self.meta["threshold"])
+        thresholds = self.meta.get("thresholds", {"best_f1": self.meta["threshold"]})
+        if operating_point not in thresholds:
+            raise HarmJudgeError(f"{head_path or DEFAULT_HEAD}: no {operating_point!r} threshold")
+        self.threshold = float(thresholds[operating_point])
+        self.operating_point = operating_point
         self.prompt_ngrams = bool(self.meta.get("prompt_ngrams", True))
         self._embed: Any = None
         if self.meta["encoder"] == "minilm":
@@ -416,6 +435,12 @@ class OfflineHarmJudge:
                 model_dir()
             except JudgeModelError as exc:
                 raise HarmJudgeError(f"the {self.name} harm judge: {exc}") from None
+            missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+            if missing:
+                raise HarmJudgeError(
+                    f"the {self.name} harm judge needs {' and '.join(missing)} "
+                    "(pip install 'ascl-env[judge]' and a torch build), or use the torch-free head"
+                )
             self._embedding_weight = arrays["embedding_weight"].astype(np.float64)
             self._embed = Embedder(threads=threads)
 
@@ -502,16 +527,18 @@ class OfflineHarmJudge:
         return self.judge_many([answer], [prompt])[0]
 
 
-_shared: dict[str | None, OfflineHarmJudge] = {}
+_shared: dict[tuple[str | None, str], OfflineHarmJudge] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_harm_judge(head_path: str | Path | None = None) -> OfflineHarmJudge:
-    """One judge per head file per process, built on first use (thread-safe); environments
-    share it."""
-    key = None if head_path is None else str(Path(head_path).resolve())
+def shared_harm_judge(
+    head_path: str | Path | None = None, operating_point: str = "best_f1"
+) -> OfflineHarmJudge:
+    """One judge per (head file, operating point) per process, built on first use (thread-safe);
+    environments share it."""
+    key = (None if head_path is None else str(Path(head_path).resolve()), operating_point)
     with _shared_lock:
         judge = _shared.get(key)
         if judge is None:
-            judge = _shared[key] = OfflineHarmJudge(head_path)
+            judge = _shared[key] = OfflineHarmJudge(head_path, operating_point=operating_point)
         return judge
