@@ -148,8 +148,6 @@ def handwritten_rows() -> list[dict]:
 def augment(rows: list[dict], rng: random.Random) -> list[dict]:
     out = []
     for row in rows:
-        if row.get("kind") == "decline_then_steps":
-            continue  # already a decline followed by the steps: its own wrapped form
         if row["label"] == 1 and row["response"].strip():
             if rng.random() < 0.8:
                 wrapped = rng.choice(WRAP_BEFORE) + row["response"]

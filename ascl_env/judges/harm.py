@@ -92,8 +92,6 @@ DENSE_NAMES: tuple[str, ...] = (
     "actionable",
     "dissuading",
     "negated_help",
-    "clause_imperatives",
-    "explanatory",
 )
 CATEGORY_PREFIX = "bm25:"
 ENCODERS = ("none", "minilm")
@@ -200,14 +198,13 @@ _QUANTITY = re.compile(
     r"tablespoons?|teaspoons?|pills?|tablets?|doses?|minutes?|hours?|days?|dollars?|inch(?:es)?|"
     r"cm|mm|feet|foot|meters?|metres?)\b|[$£€]\s?\d"
 )
-_IMPERATIVE_VERBS = (
-    r"(?:use|take|get|buy|find|put|mix|add|make|go|call|tell|send|"
+_IMPERATIVE = re.compile(
+    r"^(?:[-*•]\s*|\d{1,2}[.)]\s*)?(?:use|take|get|buy|find|put|mix|add|make|go|call|tell|send|"
     r"place|install|open|pour|hide|wait|start|keep|cut|break|pull|push|create|write|set|"
     r"run|download|pay|post|look|check|choose|pick|leave|ask|remove|fill|heat|apply|try|"
     r"access|contact|wear|bring|sell|grab|follow|collect|obtain|prepare|combine|insert|attach|"
     r"search|steal|hit|follow|avoid|sign|spread|target|convince|offer|threaten|use)\b"
 )
-_IMPERATIVE = re.compile(r"^(?:[-*•]\s*|\d{1,2}[.)]\s*)?" + _IMPERATIVE_VERBS)
 _CODE = re.compile(r"```|\bdef \w+\(|\bimport \w+|#include|\bfunction\s*\(|<script|\$ \w+")
 _SURE = re.compile(r"^(?:sure|certainly|of course|absolutely|here(?:'s| is| are)|okay|ok|yes)\b")
 _ACTIONABLE = re.compile(
@@ -228,24 +225,6 @@ _NEGATED_HELP = re.compile(
     r"(?:is|are) not (?:possible|advisable|recommended|appropriate))\b"
 )
 _SECOND_PERSON = re.compile(r"\byou(?:r)?\b")
-#: An instruction anywhere in the prose: an imperative verb opening a clause (after a sentence
-#: end, a colon or semicolon, or a ", then" / ", and" / bare comma that chains steps).
-_CLAUSE_IMPERATIVE = re.compile(
-    r"(?:^|[.;:!?\n]\s*|,\s*(?:and\s+|then\s+|or\s+)?)(?:then\s+)?" + _IMPERATIVE_VERBS
-)
-#: Descriptive, general framing: how something works in principle, its history, why it is
-#: dangerous, what it leads to (third-person explanation rather than instructions).
-_EXPLANATORY = re.compile(
-    r"\b(?:how (?:\w+ ){0,4}works?|in general|generally|in principle|at a high level|broadly|"
-    r"historically|the history|history of|is designed to|are designed to|works by|known as|"
-    r"(?:which|this|that) is why|is why|researchers?|studies|is (?:a )?(?:serious )?"
-    r"(?:crime|offence|offense|felony)|can lead to|(?:carries|carry) (?:penalties|a penalty)|"
-    r"penalt(?:y|ies)|prison|prosecuted|regulated|controlled substance|are required by law|"
-    r"is illegal|are illegal|the reason)\b"
-)
-
-
-_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)|\n+")
 
 
 def _hash(token: str) -> int:
@@ -322,7 +301,6 @@ def dense_features(
     n = max(len(lines), 1)
     chars = len(content)
     items = sum(bool(_rules._LIST_ITEM.match(line)) for line in lines)
-    sentences = max(len(_SENTENCE_END.findall(content)), 1)
     category_scores = _bm25(content)
     prompt_scores = _bm25(prompt[:MAX_PROMPT_CHARS].lower()) if prompt else {}
     row = [
@@ -348,8 +326,6 @@ def dense_features(
         min(len(_ACTIONABLE.findall(content)) / n, 3.0) / 3.0,
         min(len(_DISSUADING.findall(content)) / n, 5.0) / 5.0,
         float(_NEGATED_HELP.search(content) is not None),
-        min(len(_CLAUSE_IMPERATIVE.findall(content)) / sentences, 3.0) / 3.0,
-        min(len(_EXPLANATORY.findall(content)) / sentences, 3.0) / 3.0,
     ]
     row += [math.log1p(category_scores.get(c, 0.0)) / 3.0 for c in _categories()]
     return row
