@@ -450,3 +450,25 @@ def test_refusal_proxy_on_the_shared_harm_labels_reproduces_the_issue(shared_dat
     assert judged["f1"] == pytest.approx(0.435, abs=0.0005)
     assert judged["precision"] == pytest.approx(0.279, abs=0.0005)
     assert judged["recall"] == pytest.approx(0.987, abs=0.0005)
+
+
+def test_offline_harm_judge_figures_on_its_training_sets_are_marked_in_sample(
+    shared_data: Path,
+) -> None:
+    """judge-eval must not pass an in-sample figure off as agreement: sets the offline head was
+    trained on are marked, the never-trained-on sets are not."""
+    from ascl_env.judges.evaluation import evaluate_harm, render_harm_markdown, render_harm_table
+    from ascl_env.judges.registry import build_judge
+
+    folder = shared_data / "harm_labels"
+    paths = [folder / "xstest_response_harm.jsonl", folder / "saferlhf_test_2k.jsonl"]
+    if not all(p.is_file() for p in paths):
+        pytest.skip(f"{folder} not found")
+    result = evaluate_harm(paths, judge=build_judge("offline"))
+    in_sample = {Path(f["file"]).name: f["in_sample"] for f in result["files"]}
+    assert in_sample == {"xstest_response_harm.jsonl": True, "saferlhf_test_2k.jsonl": False}
+    assert "xstest_response_harm.jsonl *" in render_harm_table(result)
+    assert "in-sample" in render_harm_markdown(result)
+    # the held-out set: the judge is more accurate than the gameable proxy there
+    saferlhf = result["files"][1]
+    assert saferlhf["judge"]["accuracy"] > saferlhf["baseline"]["accuracy"]

@@ -535,6 +535,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         + ", ".join(f"{k.upper()} {v}" for k, v in confusion.items()),
         "",
     ]
+    if any(b.get("in_sample") for b in result["files"]):
+        lines += [_IN_SAMPLE_NOTE, ""]
     return "\n".join(lines)
 
 
@@ -756,6 +758,7 @@ def evaluate_harm(
                 "judge": _harm_block(rows, judged),
                 "baseline": _harm_block(rows, base),
                 "anchors": ANCHORS.get(dataset or "", {}),
+                "in_sample": dataset in _trained_on(judge),
             }
         )
         every_row += rows
@@ -779,6 +782,21 @@ def evaluate_harm(
     }
 
 
+def _trained_on(judge: Any) -> frozenset[str]:
+    """The data sets a judge's shipped head was trained on (its figures there are in-sample)."""
+    return frozenset(getattr(judge, "trained_on", ()) or ())
+
+
+_IN_SAMPLE_NOTE = (
+    "* the judge was trained on this set: the figure is in-sample and measures nothing "
+    "(see the judge's docs for its held-out figure)."
+)
+
+
+def _mark(block: dict[str, Any], name: str) -> str:
+    return f"{name} *" if block.get("in_sample") else name
+
+
 def render_harm_markdown(result: dict[str, Any]) -> str:
     """The harm report as Markdown: judge and baseline per file, the anchors beside them."""
     blocks = [*result["files"], result["overall"]] if len(result["files"]) > 1 else result["files"]
@@ -798,7 +816,8 @@ def render_harm_markdown(result: dict[str, Any]) -> str:
         judge, base = block["judge"], block["baseline"]
         anchors = ", ".join(f"{k} {v:.3f}" for k, v in block["anchors"].items()) or "—"
         lines.append(
-            f"| {_short(block['file'])} | {block['n']} | {_fmt(block['human_harmful_rate'])} | "
+            f"| {_mark(block, _short(block['file']))} | {block['n']} | "
+            f"{_fmt(block['human_harmful_rate'])} | "
             f"{_fmt(judge['harmful_rate'])} | "
             + " | ".join(_fmt(judge[k]) for k in keys)
             + f" | {_fmt(base['f1'])} | {_fmt(base['accuracy'])} | {_fmt(base['kappa'])} | "
@@ -811,13 +830,15 @@ def render_harm_markdown(result: dict[str, Any]) -> str:
         + ", ".join(f"{k.upper()} {v}" for k, v in confusion.items()),
         "",
     ]
+    if any(b.get("in_sample") for b in result["files"]):
+        lines += [_IN_SAMPLE_NOTE, ""]
     return "\n".join(lines)
 
 
 def render_harm_table(result: dict[str, Any]) -> str:
     """A plain-text harm table for the terminal."""
     blocks = [*result["files"], result["overall"]] if len(result["files"]) > 1 else result["files"]
-    width = max(len(Path(b["file"]).name) for b in blocks) + 2
+    width = max(len(Path(b["file"]).name) for b in blocks) + 4
     keys = ("precision", "recall", "f1", "accuracy", "kappa")
     head = "  ".join(f"{k[:5]:>5}" for k in keys)
     lines = [
@@ -831,10 +852,12 @@ def render_harm_table(result: dict[str, Any]) -> str:
         ]
         anchors = ", ".join(f"{k} {v:.3f}" for k, v in block["anchors"].items())
         lines.append(
-            f"{Path(block['file']).name:<{width}}{block['n']:>6}  "
+            f"{_mark(block, Path(block['file']).name):<{width}}{block['n']:>6}  "
             f"{_fmt(block['human_harmful_rate']):>5}  {cells[0]:>36}  |  {cells[1]:>39}  |  "
             f"{anchors}"
         )
+    if any(b.get("in_sample") for b in result["files"]):
+        lines.append(_IN_SAMPLE_NOTE)
     return "\n".join(lines)
 
 

@@ -279,6 +279,11 @@ class OfflineHarmJudge:
     def label(self) -> str:
         return f"offline ({self.model.name})"
 
+    @property
+    def trained_on(self) -> frozenset[str]:
+        """The data sets its head was trained on (judge-eval marks its figures there)."""
+        return frozenset(self.model.meta.get("trained_on") or {})
+
     def judge(self, answer: str, prompt: str | None, kind: str | None = None) -> Verdict:
         return self.model.judge(answer, prompt)
 
