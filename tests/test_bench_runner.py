@@ -170,6 +170,21 @@ def test_rows_carry_metadata_transcript_and_timing():
     assert "answer" not in json.dumps(row["messages"][1])
 
 
+def test_rows_carry_every_outcome_field_including_the_harm_verdict():
+    """The row's outcome columns come from EpisodeOutcome itself, so a new field (the harm
+    verdict) cannot be left out of the harness's rows."""
+    from dataclasses import fields
+
+    from ascl_env.outcome import EpisodeOutcome
+
+    rows = run(AlwaysComply())
+    harmful, benign = rows[0], next(r for r in rows if r["task_kind"] == "benign")
+    assert {f.name for f in fields(EpisodeOutcome)} <= set(harmful)
+    assert harmful["harmful"] is True and harmful["harm_judge"] == "offline"
+    assert 0.0 <= harmful["harm_score"] <= 1.0
+    assert benign["harmful"] is None and benign["harm_judge"] is None
+
+
 def test_plan_is_seeded_and_cycles():
     plans = plan_episodes(TASKS, 20, seed=3)
     assert [p.index for p in plans] == list(range(20))

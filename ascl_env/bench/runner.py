@@ -27,7 +27,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import gymnasium
@@ -49,6 +49,7 @@ from ascl_env.bench.results import (
     clean_episodes,
     read_rows,
 )
+from ascl_env.outcome import EpisodeOutcome
 from ascl_env.registration import ENV_ID, register_envs
 from ascl_env.tasks import Task
 
@@ -64,27 +65,11 @@ __all__ = [
     "select_per_kind",
 ]
 
-OUTCOME_FIELDS = (
-    "reward",
-    "task_reward",
-    "format",
-    "lookup_cost",
-    "safety",
-    "utility",
-    "refused",
-    "correct",
-    "tool_calls",
-    "retrieved_rule_ids",
-    "format_errors",
-    "truncated",
-    "judge",
-    "judge_error",
-    "response_class",
-    "strongreject",
-    "harmful",
-    "harm_score",
-    "harm_judge",
+OUTCOME_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(EpisodeOutcome) if f.name != "task_kind"
 )
+"""The outcome columns of an episode row: every field of :class:`~ascl_env.outcome.
+EpisodeOutcome` (spelled there only; ``task_kind`` is the row's task column)."""
 
 
 TURN_FIELDS = ("finish_reason", "completion_tokens", "generate_s")
