@@ -167,8 +167,8 @@ def judge_answer(
 
     A failing judge (LLM, classifier or harm judge) raises with ``on_error="raise"``; with
     ``"fallback"`` the rules re-judge the refusal, ``fallback_harm_judge`` (the offline harm
-    judge) re-judges harm (the refusal proxy when it is missing or fails too), and ``error``
-    carries the first failure's message.
+    judge) re-judges harm (the refusal proxy when it is missing or fails too, named
+    ``"refusal-proxy (fallback)"``), and ``error`` carries every failure's message.
     """
     error: str | None = None
     try:
