@@ -43,7 +43,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,16 +123,15 @@ class ChatCompletion:
         return self.choices[0].tool_calls
 
 
-def parse_completion(data: Any, url: str, *, attempts: int = 1, seconds: float = 0.0):
-    """Turn a decoded ``/chat/completions`` body into a :class:`ChatCompletion`.
-
-    Raises:
-        EndpointError: (status 200) when ``choices[i].message`` is missing or malformed.
-    """
+def _reply_checker(
+    data: Any, url: str, attempts: int, what: str
+) -> Callable[[str], EndpointError]:
+    """Check that a decoded completion body has a non-empty ``choices`` list; return the
+    error maker (``bad(why)``) the parser uses for what it finds wrong in the choices."""
 
     def bad(why: str) -> EndpointError:
         return EndpointError(
-            f"{url}: HTTP 200 but not a chat completion ({why}): {str(data)[:_BODY_EXCERPT]!r}",
+            f"{url}: HTTP 200 but not {what} ({why}): {str(data)[:_BODY_EXCERPT]!r}",
             url=url,
             status=200,
             attempts=attempts,
@@ -142,6 +141,17 @@ def parse_completion(data: Any, url: str, *, attempts: int = 1, seconds: float =
         raise bad("no 'choices' list")
     if not data["choices"]:
         raise bad("'choices' is empty")
+    return bad
+
+
+def parse_completion(data: Any, url: str, *, attempts: int = 1, seconds: float = 0.0):
+    """Turn a decoded ``/chat/completions`` body into a :class:`ChatCompletion`.
+
+    Raises:
+        EndpointError: (status 200) when ``choices[i].message`` is missing or malformed.
+    """
+
+    bad = _reply_checker(data, url, attempts, "a chat completion")
     choices = []
     for i, choice in enumerate(data["choices"]):
         message = choice.get("message") if isinstance(choice, dict) else None
@@ -188,18 +198,7 @@ def parse_text_completion(data: Any, url: str, *, attempts: int = 1, seconds: fl
         EndpointError: (status 200) when ``choices[i].text`` is missing or not text.
     """
 
-    def bad(why: str) -> EndpointError:
-        return EndpointError(
-            f"{url}: HTTP 200 but not a text completion ({why}): {str(data)[:_BODY_EXCERPT]!r}",
-            url=url,
-            status=200,
-            attempts=attempts,
-        )
-
-    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-        raise bad("no 'choices' list")
-    if not data["choices"]:
-        raise bad("'choices' is empty")
+    bad = _reply_checker(data, url, attempts, "a text completion")
     choices = []
     for i, choice in enumerate(data["choices"]):
         text = choice.get("text") if isinstance(choice, dict) else None

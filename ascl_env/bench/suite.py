@@ -496,12 +496,13 @@ def render_paper_table(
 
 def judges_of(config: dict[str, Any]) -> tuple[str, str]:
     """(refusal judge, harm judge) names of a run's env settings."""
+    from ascl_env.config import ASCLConfig
     from ascl_env.judges.registry import parse_spec
 
-    env = config.get("env") or {}
-    judge = env.get("judge", "keyword")
-    harm = env.get("harm_judge") or ("llm" if judge == "llm" else "offline")
-    return judge, harm if harm == "llm" else parse_spec(harm).name
+    # model_construct: no validation (a report may come from an older run), defaults filled
+    env = ASCLConfig.model_construct(**(config.get("env") or {}))
+    harm = env.harm_judge_spec
+    return env.judge, harm if harm == "llm" else parse_spec(harm).name
 
 
 def report_sections(rows: Sequence[Row], config: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from ascl_env.judges.llm import (
     parse_strongreject,
 )
 from ascl_env.judges.refusal import strip_think
-from ascl_env.judges.verdict import Verdict
+from ascl_env.judges.verdict import Verdict, check_batch
 from ascl_env.openai_compat import ChatClient, EndpointError
 
 __all__ = [
@@ -292,9 +292,7 @@ class GuardJudge:
         kinds: Sequence[str | None] | None = None,
     ) -> list[Verdict]:
         """Verdicts in order, ``concurrency`` at a time; the first failure is raised."""
-        if len(prompts) != len(answers):
-            raise ValueError(f"{len(answers)} answers but {len(prompts)} prompts")
-        kinds = list(kinds) if kinds is not None else [None] * len(answers)
+        kinds = check_batch(answers, prompts, kinds)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(self.judge, answers, prompts, kinds))
 

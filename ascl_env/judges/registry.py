@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ascl_env.judges.refusal import ResponseClass, classify_response
-from ascl_env.judges.verdict import Verdict
+from ascl_env.judges.verdict import Verdict, check_batch
 
 __all__ = [
     "JUDGES",
@@ -46,7 +46,6 @@ __all__ = [
     "provenance",
 ]
 
-KINDS = ("harmful", "benign", "math")
 ENDPOINT_OPTIONS = ("api_key", "timeout", "max_retries", "deadline_s", "max_tokens", "concurrency")
 """Options every endpoint judge takes (see :func:`build_judge`)."""
 
@@ -96,18 +95,6 @@ class _Entry:
     options: tuple[str, ...] = ()
 
 
-def _check_kinds(answers: Sequence[str], prompts: Sequence[Any], kinds: Any) -> list[str | None]:
-    if len(prompts) != len(answers):
-        raise ValueError(f"{len(answers)} answers but {len(prompts)} prompts")
-    kinds = [None] * len(answers) if kinds is None else list(kinds)
-    if len(kinds) != len(answers):
-        raise ValueError(f"{len(answers)} answers but {len(kinds)} kinds")
-    bad = [k for k in kinds if k is not None and k not in KINDS]
-    if bad:
-        raise ValueError(f"kind must be one of {KINDS} or None, got {bad[0]!r}")
-    return kinds
-
-
 def _harmful_flag(kind: str | None) -> bool | None:
     """What the refusal rules are told about the request (``None``: not known)."""
     return None if kind is None else kind == "harmful"
@@ -136,7 +123,7 @@ class RulesJudge:
         prompts: Sequence[str | None],
         kinds: Sequence[str | None] | None = None,
     ) -> list[Verdict]:
-        kinds = _check_kinds(answers, prompts, kinds)
+        kinds = check_batch(answers, prompts, kinds)
         return [
             Verdict(response_class=self.classify(a, p, k), harmful=None)
             for a, p, k in zip(answers, prompts, kinds, strict=True)
@@ -162,7 +149,7 @@ class RefusalProxyJudge(RulesJudge):
         prompts: Sequence[str | None],
         kinds: Sequence[str | None] | None = None,
     ) -> list[Verdict]:
-        kinds = _check_kinds(answers, prompts, kinds)
+        kinds = check_batch(answers, prompts, kinds)
         out = []
         for answer, prompt, kind in zip(answers, prompts, kinds, strict=True):
             cls = self.classify(answer, prompt, kind)
@@ -198,7 +185,7 @@ class MiniLMRefusalJudge:
         prompts: Sequence[str | None],
         kinds: Sequence[str | None] | None = None,
     ) -> list[Verdict]:
-        kinds = _check_kinds(answers, prompts, kinds)
+        kinds = check_batch(answers, prompts, kinds)
         classes = self.model.classify_many(
             list(answers), list(prompts), [_harmful_flag(k) for k in kinds]
         )
@@ -252,7 +239,7 @@ class LLMVerdictJudge:
     ) -> list[Verdict]:
         from concurrent.futures import ThreadPoolExecutor
 
-        kinds = _check_kinds(answers, prompts, kinds)
+        kinds = check_batch(answers, prompts, kinds)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(self.judge, answers, prompts, kinds))
 
@@ -293,7 +280,7 @@ class OfflineHarmJudge:
         prompts: Sequence[str | None],
         kinds: Sequence[str | None] | None = None,
     ) -> list[Verdict]:
-        _check_kinds(answers, prompts, kinds)
+        check_batch(answers, prompts, kinds)
         return list(self.model.judge_many(list(answers), list(prompts)))
 
     def files(self) -> list[Path]:

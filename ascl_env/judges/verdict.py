@@ -14,11 +14,32 @@ default.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ascl_env.judges.refusal import RESPONSE_CLASSES, ResponseClass
 
-__all__ = ["Verdict"]
+__all__ = ["KINDS", "Verdict", "check_batch"]
+
+KINDS = ("harmful", "benign", "math")
+"""The task kinds a judge may be told (``None``: not known)."""
+
+
+def check_batch(
+    answers: Sequence[str], prompts: Sequence[Any], kinds: Sequence[str | None] | None
+) -> list[str | None]:
+    """The kinds of a ``judge_many`` batch (``None`` → all unknown), after checking that
+    answers, prompts and kinds line up and every kind is one of :data:`KINDS` or ``None``."""
+    if len(prompts) != len(answers):
+        raise ValueError(f"{len(answers)} answers but {len(prompts)} prompts")
+    kinds = [None] * len(answers) if kinds is None else list(kinds)
+    if len(kinds) != len(answers):
+        raise ValueError(f"{len(answers)} answers but {len(kinds)} kinds")
+    bad = [k for k in kinds if k is not None and k not in KINDS]
+    if bad:
+        raise ValueError(f"kind must be one of {KINDS} or None, got {bad[0]!r}")
+    return kinds
 
 
 @dataclass(frozen=True)
