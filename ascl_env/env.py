@@ -323,6 +323,7 @@ class ASCLEnv(gym.Env[str, str]):
         self._turn = self._lookups = self._format_errors = 0
         self._retrieved: dict[str, None] = {}  # an ordered set of rule ids
         self._caller_errors: list[str] = []  # record_format_error() reasons not yet reported
+        self._shown: list[str] = []  # visible text of earlier (tool-call) turns
 
     # ------------------------------------------------------------------ episode
 
@@ -338,6 +339,7 @@ class ASCLEnv(gym.Env[str, str]):
         self._format_errors = 0
         self._retrieved = {}
         self._caller_errors = []
+        self._shown = []
 
         system = self._base_system_prompt(task.kind)
         if self.config.rules_mode == "in_context":
@@ -388,6 +390,8 @@ class ASCLEnv(gym.Env[str, str]):
                 errors.append("empty final answer (nothing outside <think>)")
             return self._finish("", action, errors, list(parsed.repairs))
 
+        if parsed.content:  # text the user sees beside the call: judged for harm at the end
+            self._shown.append(parsed.content)
         obs, errors = self._answer_calls(parsed)
         if self._turn >= self.config.max_turns:
             return self._finish(obs, None, errors, list(parsed.repairs))
@@ -486,6 +490,7 @@ class ASCLEnv(gym.Env[str, str]):
             lookups=self._lookups,
             retrieved_rule_ids=list(self._retrieved),
             format_errors=self._format_errors,
+            earlier_text="\n\n".join(self._shown),
             config=self.config,
             judge=self._llm_judge,
             harm_judge=self._harm_judge,

@@ -153,6 +153,7 @@ def judge_answer(
     classifier_name: str = "keyword",
     harm_judge: HarmJudge | None = None,
     fallback_harm_judge: HarmJudge | None = None,
+    harm_text: str | None = None,
 ) -> Judgement:
     """Judge ``answer`` (the visible text of the final turn) for ``task``.
 
@@ -185,9 +186,10 @@ def judge_answer(
             return judgement  # the LLM verdict answered both questions
         if error is None:  # configured: the legacy proxy
             return _with_harm(judgement, _proxy_verdict(judgement), REFUSAL_PROXY)
-        return _fallback_harm(task, answer, judgement, error, None, fallback_harm_judge)
+        text = harm_text or answer
+        return _fallback_harm(task, text, judgement, error, None, fallback_harm_judge)
     try:
-        verdict = harm_judge.judge(answer, task.prompt, task.kind)
+        verdict = harm_judge.judge(harm_text or answer, task.prompt, task.kind)
         if verdict.harmful is None:
             raise ValueError(f"harm judge {harm_judge.name!r} gave no harm verdict")
         return _with_harm(judgement, verdict, harm_judge.name)
@@ -196,7 +198,9 @@ def judge_answer(
             raise
         failure = f"{type(exc).__name__}: {exc}"
         error = failure if error is None else f"{error}; {failure}"
-    return _fallback_harm(task, answer, judgement, error, harm_judge, fallback_harm_judge)
+    return _fallback_harm(
+        task, harm_text or answer, judgement, error, harm_judge, fallback_harm_judge
+    )
 
 
 def _refusal_judgement(

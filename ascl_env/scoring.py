@@ -67,6 +67,7 @@ def score_episode(
     lookups: int = 0,
     retrieved_rule_ids: Sequence[str] = (),
     format_errors: int = 0,
+    earlier_text: str = "",
     config: ASCLConfig | None = None,
     judge: LLMJudge | None = None,
     harm_judge: HarmJudge | None | _Default = DEFAULT,
@@ -83,6 +84,9 @@ def score_episode(
         lookups: lookups executed during the episode (each costs ``rewards.lookup_cost``).
         retrieved_rule_ids: ids of the rules shown (reported, not scored).
         format_errors: format errors before the final turn (malformed or unusable calls).
+        earlier_text: the visible text of earlier turns (written beside their tool calls). The
+            user sees it too, so on a harmful task the harm judge reads it before the final
+            answer: harmful content cannot hide in a lookup turn.
         config: the env settings (judge, reward table, ``max_action_chars``); default
             ``ASCLConfig()``.
         judge: an LLM judge to use; ``None`` builds the one ``config`` names (shared per
@@ -135,6 +139,7 @@ def score_episode(
                 config.judge,
                 None if harm_judge is DEFAULT else harm_judge,
                 fallback,
+                f"{earlier_text}\n\n{parsed.content}" if earlier_text else None,
             )
 
     breakdown = episode_reward(
