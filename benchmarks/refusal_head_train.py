@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ascl_env.judges.agreement import binary_metrics, xstest_string_match
 from ascl_env.judges.embedding import (
     MAX_TOKENS,
     Embedder,
@@ -43,7 +44,7 @@ from ascl_env.judges.embedding import (
     decide,
     rule_features,
 )
-from ascl_env.judges.evaluation import binary_metrics, read_labelled, xstest_string_match
+from ascl_env.judges.labels import read_labelled
 from ascl_env.judges.refusal import RESPONSE_CLASSES, classify_response, strip_think
 
 SEED = 0

@@ -35,7 +35,8 @@ from pathlib import Path
 import yaml
 
 from ascl_env.judges import classify_response, detect_refusal
-from ascl_env.judges.evaluation import read_labelled, xstest_string_match
+from ascl_env.judges.agreement import xstest_string_match
+from ascl_env.judges.labels import read_labelled
 
 # JailbreakBench StringClassifier.TEST_PREFIXES (the GCG/AdvBench refusal list).
 GCG_PREFIXES = (

@@ -1,4 +1,4 @@
-"""The result directory (layout, run.json, episodes file, atomic writes) and the bench extra."""
+"""The result directory (layout, run.json, episodes file) and the bench extra."""
 
 from __future__ import annotations
 
@@ -17,22 +17,6 @@ from ascl_env.bench.runner import EpisodePlan
 from ascl_env.tasks import Task
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
-    path = tmp_path / "sub" / "report.json"
-    results.atomic_write_json(path, {"a": 1})
-    results.atomic_write_text(path, "second\n")
-    assert path.read_text() == "second\n"
-
-    def broken(tmp: str) -> None:
-        Path(tmp).write_text("half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        results.atomic_write(path, broken)
-    assert path.read_text() == "second\n"  # the old file is intact
-    assert [p.name for p in path.parent.iterdir()] == ["report.json"]
 
 
 def test_episode_writer_and_read_rows_round_trip(tmp_path):

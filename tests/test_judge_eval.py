@@ -10,15 +10,13 @@ import pytest
 from fake_openai import completion
 
 from ascl_env.bench.cli import main as bench_main
-from ascl_env.judges.evaluation import (
-    JudgeEvalError,
+from ascl_env.judges.agreement import (
     binary_metrics,
     evaluate,
-    parse_label,
-    read_labelled,
     three_class_metrics,
     xstest_string_match,
 )
+from ascl_env.judges.labels import JudgeEvalError, parse_label, read_labelled
 
 REFUSAL = "I'm sorry, but I can't help with that."
 ANSWER = "Use `kill -9 PID` to stop the process."
@@ -321,7 +319,7 @@ def _harm_rows() -> list[dict]:
 def test_harm_labels_schema_is_detected_and_scored_against_the_proxy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ascl_env.judges.evaluation import detect_task, read_harm_labelled
+    from ascl_env.judges.labels import detect_task, read_harm_labelled
 
     path = _harm_jsonl(tmp_path / "xs.jsonl", _harm_rows())
     assert detect_task(path) == "harm"
@@ -353,7 +351,8 @@ def test_harm_labels_schema_is_detected_and_scored_against_the_proxy(
 def test_plain_prompt_response_label_files_need_task_harm_or_a_harm_column(
     tmp_path: Path,
 ) -> None:
-    from ascl_env.judges.evaluation import detect_task, evaluate_harm, read_harm_labelled
+    from ascl_env.judges.agreement import evaluate_harm
+    from ascl_env.judges.labels import detect_task, read_harm_labelled
     from ascl_env.judges.registry import build_judge
 
     rows = [
@@ -381,7 +380,7 @@ def test_plain_prompt_response_label_files_need_task_harm_or_a_harm_column(
 def test_harm_mode_errors_name_file_row_and_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ascl_env.judges.evaluation import read_harm_labelled
+    from ascl_env.judges.labels import read_harm_labelled
 
     rows = _harm_rows()
     bad_label = _harm_jsonl(tmp_path / "a.jsonl", [rows[0], {**rows[1], "label": "maybe"}])
@@ -438,7 +437,7 @@ def test_harm_mode_with_a_guard_preset_over_the_fake_endpoint(
 
 
 def test_refusal_proxy_on_the_shared_harm_labels_reproduces_the_issue(shared_data: Path) -> None:
-    from ascl_env.judges.evaluation import evaluate_harm
+    from ascl_env.judges.agreement import evaluate_harm
     from ascl_env.judges.registry import build_judge
 
     path = shared_data / "harm_labels" / "xstest_response_harm.jsonl"
@@ -457,7 +456,8 @@ def test_offline_harm_judge_figures_on_its_training_sets_are_marked_in_sample(
 ) -> None:
     """judge-eval must not pass an in-sample figure off as agreement: sets the offline head was
     trained on are marked, the never-trained-on sets are not."""
-    from ascl_env.judges.evaluation import evaluate_harm, render_harm_markdown, render_harm_table
+    from ascl_env.bench.judge_eval import render_harm_markdown, render_harm_table
+    from ascl_env.judges.agreement import evaluate_harm
     from ascl_env.judges.registry import build_judge
 
     folder = shared_data / "harm_labels"

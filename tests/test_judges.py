@@ -371,7 +371,7 @@ def test_premise_rejection_declines_only_a_harmful_request(prompt: str, response
 
 
 def test_env_and_judge_eval_pass_the_request_kind_to_the_rules(tmp_path: Path) -> None:
-    from ascl_env.judges.evaluation import evaluate
+    from ascl_env.judges.agreement import evaluate
     from ascl_env.rewards import keyword_judgement
     from ascl_env.tasks import Task
 

@@ -150,7 +150,7 @@ def _parse_env_setting(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ascl_env.bench import suite
+    from ascl_env.bench import judge_eval
 
     parser = argparse.ArgumentParser(
         prog="ascl-bench",
@@ -161,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="{run,report,compare,judge-eval}"
     )
+    _add_run_parser(sub)
+    _add_report_parser(sub)
+    _add_compare_parser(sub)
+    judge_eval.add_parser(sub)
+    return parser
+
+
+def _add_run_parser(sub: Any) -> None:
+    from ascl_env.bench import suite
 
     run = sub.add_parser(
         "run",
@@ -219,6 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="any other ASCLConfig field, e.g. top_k=5",
     )
+    _add_judge_options(run)
+    _add_generation_options(run)
+    _add_endpoint_options(run)
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    suite.add_arguments(run)
+    _add_exit_zero(run)
+
+
+def _add_judge_options(run: argparse.ArgumentParser) -> None:
     judge = run.add_argument_group("LLM judge (--env judge=llm)")
     judge.add_argument(
         "--judge-concurrency",
@@ -237,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run: the keyword judge scores the answers, counted as judge fallbacks (exit 5; "
         "default 5)",
     )
+
+
+def _add_generation_options(run: argparse.ArgumentParser) -> None:
     gen = run.add_argument_group("generation")
     gen.add_argument(
         "--max-new-tokens",
@@ -271,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let hf:/vllm: fetch a hub id (offline by default)",
     )
+
+
+def _add_endpoint_options(run: argparse.ArgumentParser) -> None:
     http = run.add_argument_group("openai endpoints")
     http.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     http.add_argument(
@@ -299,10 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="OPENAI_API_KEY",
         help="environment variable holding the API key (default OPENAI_API_KEY)",
     )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    suite.add_arguments(run)
-    _add_exit_zero(run)
 
+
+def _add_report_parser(sub: Any) -> None:
     report = sub.add_parser(
         "report",
         help="(re)write report.json/report.md of result dirs",
@@ -312,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     _add_exit_zero(report)
 
+
+def _add_compare_parser(sub: Any) -> None:
     compare = sub.add_parser(
         "compare",
         help="compare result dirs in one table, with paired tests, and plot",
@@ -333,10 +358,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write the comparison (default results/comparison)",
     )
-    from ascl_env.judges import evaluation
-
-    evaluation.add_parser(sub)
-    return parser
 
 
 def _add_exit_zero(parser: argparse.ArgumentParser) -> None:
@@ -504,18 +525,8 @@ def _loads_a_model(spec: str) -> bool:
     return spec.strip() == "smollm2" or (bool(sep) and prefix in ("hf", "vllm"))
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from ascl_env.bench.agents import make_agent
-    from ascl_env.bench.experiment import run_experiment
-    from ascl_env.bench.report import ReportError, compare_runs
-    from ascl_env.bench.runner import plan_episodes
-
-    embedded = not args.agent
-    specs = list(args.agent or DEFAULT_AGENTS)
-    extras.check(extras.PLOTS, *(() if args.no_progress else (extras.PROGRESS,)))
-    max_new_tokens = args.max_new_tokens or (
-        EMBEDDED_MAX_NEW_TOKENS if embedded else DEFAULT_MAX_NEW_TOKENS
-    )
+def _check_run_numbers(args: argparse.Namespace, max_new_tokens: int) -> None:
+    """The numeric options of ``run`` in their ranges, or a :class:`UsageError` naming one."""
     for name, value in (
         ("--threads", args.threads),
         ("--n", args.n),
@@ -538,24 +549,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
     if not (math.isfinite(args.temperature) and args.temperature >= 0):
         raise UsageError(f"--temperature must be a number >= 0, got {args.temperature}")
-    _check_out_dir(args.out, "--out")
-    env_kwargs = _env_kwargs(args)
-    tasks = _load_tasks(args, embedded)
-    _check_env(env_kwargs, tasks)
-    if args.threads is not None:
-        import torch
 
-        torch.set_num_threads(args.threads)
-    from ascl_env.bench import suite
-    from ascl_env.bench.attacks import wrap_for_attacks
 
-    try:
-        args.n = suite.episodes(args, len(tasks))
-    except suite.SuiteError as exc:
-        raise UsageError(str(exc)) from exc
-    plans = plan_episodes(tasks, args.n, args.seed)
-    math_answers = {t.id: t.answer for t in tasks if t.kind == "math" and t.answer is not None}
-    options = AgentOptions(
+def _agent_options(args: argparse.Namespace, max_new_tokens: int) -> AgentOptions:
+    return AgentOptions(
         max_new_tokens=max_new_tokens,
         temperature=args.temperature,
         seed=args.seed,
@@ -568,6 +565,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_retries=args.max_retries,
         api_key_env=args.api_key_env,
     )
+
+
+def _run_config(
+    args: argparse.Namespace, env_kwargs: dict[str, Any], embedded: bool, max_new_tokens: int
+) -> dict[str, Any]:
+    """The experiment as ``run.json`` records it (each agent's run adds its spec); a rerun into
+    a directory whose recorded config differs is refused."""
+    from ascl_env.bench import suite
+
     config = {
         "tasks": args.tasks,
         "per_kind": args.per_kind or (DEFAULT_MIX if embedded and not args.suite else None),
@@ -582,30 +588,76 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.sampling:  # only when the spec samples, so earlier result directories still resume
         config["sampling"] = args.sampling
     config.update(suite.run_config(args))
+    return config
+
+
+def _checked_agent(spec: str, options: AgentOptions, math_answers: dict[str, Any]) -> Any:
+    """The agent ``spec`` names, its endpoint (if any) checked to answer."""
+    from ascl_env.bench.agents import make_agent
+
+    agent = make_agent(spec, options=options, math_answers=math_answers)
+    check = getattr(agent, "check", None)
+    if check is not None:
+        check()
+    return agent
+
+
+def _agent_dir(out: Path, name: str, taken: Sequence[Path]) -> Path:
+    """``out/<agent slug>``, numbered (``-2``, ``-3``, …) past the directories ``taken``.
+
+    Agents can share a name (hf:a/ckpt and hf:b/ckpt are both "hf:ckpt"); each needs its own
+    directory, the same one on every rerun so that resume finds it."""
+    slug = _slug(name)
+    out_dir, k = out / slug, 2
+    while out_dir in taken:
+        out_dir, k = out / f"{slug}-{k}", k + 1
+    return out_dir
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ascl_env.bench import suite
+    from ascl_env.bench.attacks import wrap_for_attacks
+    from ascl_env.bench.experiment import run_experiment
+    from ascl_env.bench.report import ReportError, compare_runs
+    from ascl_env.bench.runner import plan_episodes
+
+    embedded = not args.agent
+    specs = list(args.agent or DEFAULT_AGENTS)
+    extras.check(extras.PLOTS, *(() if args.no_progress else (extras.PROGRESS,)))
+    max_new_tokens = args.max_new_tokens or (
+        EMBEDDED_MAX_NEW_TOKENS if embedded else DEFAULT_MAX_NEW_TOKENS
+    )
+    _check_run_numbers(args, max_new_tokens)
+    _check_out_dir(args.out, "--out")
+    env_kwargs = _env_kwargs(args)
+    tasks = _load_tasks(args, embedded)
+    _check_env(env_kwargs, tasks)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        args.n = suite.episodes(args, len(tasks))
+    except suite.SuiteError as exc:
+        raise UsageError(str(exc)) from exc
+    plans = plan_episodes(tasks, args.n, args.seed)
+    math_answers = {t.id: t.answer for t in tasks if t.kind == "math" and t.answer is not None}
+    options = _agent_options(args, max_new_tokens)
+    config = _run_config(args, env_kwargs, embedded, max_new_tokens)
     # Agents that load no model are built (and endpoints checked) before any run, so that a bad
     # spec or an unreachable endpoint fails before anything is written.
-    ready: dict[int, Any] = {}
-    for i, spec in enumerate(specs):
-        if not _loads_a_model(spec):
-            ready[i] = make_agent(spec, options=options, math_answers=math_answers)
-            check = getattr(ready[i], "check", None)
-            if check is not None:
-                check()
+    ready = {
+        i: _checked_agent(spec, options, math_answers)
+        for i, spec in enumerate(specs)
+        if not _loads_a_model(spec)
+    }
     dirs: list[Path] = []
     statuses: list[int] = []
     for i, spec in enumerate(specs):
         agent = ready.pop(i, None)
         if agent is None:
-            agent = make_agent(spec, options=options, math_answers=math_answers)
-            check = getattr(agent, "check", None)
-            if check is not None:
-                check()
-        # Agents can share a name (hf:a/ckpt and hf:b/ckpt are both "hf:ckpt"); each needs its
-        # own directory, the same one on every rerun so that resume finds it.
-        slug = _slug(agent.name)
-        out_dir, k = args.out / slug, 2
-        while out_dir in dirs:
-            out_dir, k = args.out / f"{slug}-{k}", k + 1
+            agent = _checked_agent(spec, options, math_answers)
+        out_dir = _agent_dir(args.out, agent.name, dirs)
         try:
             report = run_experiment(
                 wrap_for_attacks(agent, tasks, args.rules_mode),
@@ -663,7 +715,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     if args.command == "judge-eval":
-        return args.handler(args)
+        from ascl_env.bench import judge_eval
+
+        return judge_eval.main(args)
     # transformers' per-load progress bars would drown the run's own progress bar
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     # OpenMP threads that spin while waiting make torch up to 10x slower on a CPU shared with

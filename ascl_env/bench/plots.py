@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ascl_env.atomic import atomic_write
 from ascl_env.bench import extras
 from ascl_env.bench.metrics import KINDS
-from ascl_env.bench.results import atomic_write
 
 LABEL_WIDTH = 38  # characters per legend line
 

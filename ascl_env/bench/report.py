@@ -2,8 +2,8 @@
 
 :func:`write_report` writes ``report.json``, ``report.md`` and ``lookup_rate_by_kind.png`` into a
 result directory; :func:`compare_runs` writes ``comparison.json``, ``comparison.md``,
-``safety_vs_utility.png`` and ``lookup_rate_by_kind.png`` for several. The directory layout and
-the atomic writes are :mod:`ascl_env.bench.results`'s.
+``safety_vs_utility.png`` and ``lookup_rate_by_kind.png`` for several. The directory layout is
+:mod:`ascl_env.bench.results`'s, the atomic writes :mod:`ascl_env.atomic`'s.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ascl_env.atomic import atomic_write_json, atomic_write_text
 from ascl_env.bench import plots, suite
 from ascl_env.bench.metrics import KINDS, compute_metrics, paired_comparison
 from ascl_env.bench.results import (
@@ -26,8 +27,6 @@ from ascl_env.bench.results import (
     REPORT_MD,
     SAFETY_PLOT,
     ReportError,
-    atomic_write_json,
-    atomic_write_text,
     is_errored,
     load_run,
     read_rows,

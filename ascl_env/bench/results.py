@@ -1,4 +1,4 @@
-"""The result directory of a run: its layout, ``run.json``, the episodes file, atomic writes.
+"""The result directory of a run: its layout, ``run.json``, the episodes file.
 
 A result directory holds
 
@@ -33,12 +33,13 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import warnings
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ascl_env.atomic import atomic_write, atomic_write_json
 
 if TYPE_CHECKING:
     from ascl_env.bench.runner import EpisodePlan
@@ -67,39 +68,6 @@ class RunIncomplete(RunError):
 
 class ReportError(ValueError):
     """A result directory cannot be reported on (missing or unusable files)."""
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the result gets what open() gives
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 # --------------------------------------------------------------------------- the writer's lock

@@ -3,7 +3,9 @@
 - :func:`classify_response`: offline, rule-based three-way classifier (XSTest's classes:
   full compliance, full refusal, partial refusal), the default safety judge;
   :func:`detect_refusal` is its boolean (full or partial refusal).
-- :mod:`ascl_env.judges.evaluation`: checks a judge against human labels (``judge-eval``).
+- :mod:`ascl_env.judges.labels` reads human-labelled responses (refusal or harm labels) and
+  :mod:`ascl_env.judges.agreement` measures a judge against them (the library side of
+  ``ascl-bench judge-eval``, whose command is :mod:`ascl_env.bench.judge_eval`).
 - :func:`check_math`: final-answer extraction plus math-verify equivalence, in bounded time.
 - :class:`LLMJudge`: a judge model behind any OpenAI-compatible endpoint; failures raise
   :class:`JudgeError`, which the environment reports as ``judge_error``.
