@@ -8,7 +8,8 @@ than or equal to 1``). ``pydantic.ValidationError`` is a ``ValueError``.
 from __future__ import annotations
 
 import os
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -172,3 +173,32 @@ class ASCLConfig(BaseModel):
                 who = "judge='llm'" if self.judge == "llm" else "harm_judge='llm'"
                 raise ValueError(f"{who} needs {' and '.join(missing)}")
         return self
+
+
+def as_config(*layers: ASCLConfig | Mapping[str, Any] | None, **overrides: Any) -> ASCLConfig:
+    """One :class:`ASCLConfig` from layers of settings, later ones winning field by field.
+
+    Each layer is a config, a mapping of its fields or ``None`` (nothing); ``overrides`` come
+    last. A field is replaced whole (``rewards`` too, not merged key by key), and the result is
+    validated once, so an error names the field however the layers combined. A single config
+    with nothing over it is returned as it is (configs are frozen).
+
+    >>> as_config({"top_k": 5}, None, max_turns=2).top_k
+    5
+    >>> as_config(ASCLConfig(top_k=5), {"top_k": 7}).top_k
+    7
+    """
+    given = [layer for layer in layers if layer is not None]
+    if len(given) == 1 and isinstance(given[0], ASCLConfig) and not overrides:
+        return given[0]
+    fields: dict[str, Any] = {}
+    for layer in (*given, overrides):
+        if isinstance(layer, ASCLConfig):
+            fields.update(layer.model_dump())
+        elif isinstance(layer, Mapping):
+            fields.update(layer)
+        else:
+            raise TypeError(
+                f"expected an ASCLConfig or a mapping of its fields, got {type(layer).__name__}"
+            )
+    return ASCLConfig.model_validate(fields)

@@ -9,7 +9,7 @@ import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec
 from pydantic import ValidationError
 
-from ascl_env.config import ASCLConfig
+from ascl_env.config import ASCLConfig, as_config
 from ascl_env.errors import MAX_PROBLEMS, format_problems, pydantic_problems, short_repr
 from ascl_env.lookup import (
     ERROR_CHARS,
@@ -280,10 +280,7 @@ class ASCLEnv(gym.Env[str, str]):
         if isinstance(tasks, str):
             overrides["tasks"] = tasks
             tasks = None
-        if config is None:
-            config = ASCLConfig(**overrides)
-        elif overrides:
-            config = ASCLConfig.model_validate({**config.model_dump(), **overrides})
+        config = as_config(config, **overrides)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not supported; use 'ansi' or None")
         self.config = config

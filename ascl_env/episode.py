@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ascl_env.config import ASCLConfig
+from ascl_env.config import ASCLConfig, as_config
 from ascl_env.env import ASCLEnv
 from ascl_env.integrations.scoring import OUTCOME_FIELDS, as_task
 from ascl_env.lookup import TOOL_NAME as LOOKUP_TOOL_NAME
@@ -153,8 +153,7 @@ class _Driver:
             if reset_options:
                 raise ValueError("reset_options is for an env; a task is run as given")
             task = as_task(env_or_task, "env_or_task")
-            cfg = config if isinstance(config, ASCLConfig) else ASCLConfig(**dict(config or {}))
-            env = ASCLEnv(cfg)
+            env = ASCLEnv(as_config(config))
             options = {"task": task}
         self.env = env
         self.model = model

@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ascl_env.config import ASCLConfig
+from ascl_env.config import ASCLConfig, as_config
 from ascl_env.env import ASCLEnv
 from ascl_env.errors import format_problems, pydantic_problems
 from ascl_env.tasks import Task, load_task_spec
@@ -88,9 +88,7 @@ def episode_spec(
         raise DataPrepError(f"extra_info.task is not a valid task: {exc}") from exc
     row_config = _as_dict(extra_info.get("env_config") or {}, "extra_info.env_config")
     try:
-        config = ASCLConfig.model_validate(
-            {**(default_env_config or {}), **row_config, **(overrides or {})}
-        )
+        config = as_config(default_env_config, row_config, overrides)
     except ValueError as exc:
         where = "with ascl.env_overrides " if overrides else ""
         raise DataPrepError(

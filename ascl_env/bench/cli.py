@@ -473,7 +473,7 @@ def _load_tasks(args: argparse.Namespace, embedded: bool) -> list:
 def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from pydantic import ValidationError
 
-    from ascl_env.config import ASCLConfig
+    from ascl_env.config import as_config
 
     kwargs: dict[str, Any] = dict(args.env)
     kwargs["rules_mode"] = args.rules_mode
@@ -488,7 +488,7 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if "max_turns" in given and args.max_turns is not None:
         raise UsageError("--env max_turns=... and --max-turns: give the turn limit once")
     try:
-        config = ASCLConfig(**kwargs)
+        config = as_config(kwargs)
     except ValidationError as exc:
         problems = pydantic_problems(exc, lambda loc: ".".join(map(str, loc)) or "config")
         label = "setting" if len(problems) == 1 else "settings:"

@@ -118,10 +118,10 @@ def judge_identity(env_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     (URL, timeouts) are left out.
     """
     from ascl_env import judges
-    from ascl_env.config import ASCLConfig
+    from ascl_env.config import as_config
     from ascl_env.judges import registry
 
-    config = ASCLConfig(**dict(env_kwargs or {}))
+    config = as_config(env_kwargs)
     folder = Path(judges.__file__).parent
     files = ["refusal.py", "math.py"] + (["llm.py"] if config.judge == "llm" else [])
     source = {name: sha256_bytes((folder / name).read_bytes())[:16] for name in files}

@@ -477,25 +477,25 @@ def _paired_section(ref: str, other: str, paired: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> dict[str, Any]:
-    """Write a comparison table, paired tests and plots of several result directories.
+_Runs = dict[str, tuple[Path, dict[str, Any]]]
+"""Runs by label: each run's result directory and report."""
 
-    Each run is labelled by agent, rules mode, task source and episodes. Every run after the
-    first that shares episodes with the first (same task ids) is tested against it, paired
-    (:func:`~ascl_env.bench.metrics.paired_comparison`).
-    """
-    if not dirs:
-        raise ReportError("nothing to compare: give at least one result directory")
-    runs: dict[str, tuple[Path, dict[str, Any]]] = {}
+
+def _load_runs(dirs: Sequence[str | os.PathLike]) -> _Runs:
+    """The reports of ``dirs`` by run label; a label two runs share gets the directory's name
+    (or path) added."""
+    runs: _Runs = {}
     for directory in dict.fromkeys(map(Path, dirs)):  # a directory named twice counts once
         report = load_report(directory)
         label = run_label(report)
         candidates = (label, f"{label} ({directory.name})", f"{label} ({directory})")
         runs[next(c for c in candidates if c not in runs)] = (directory, report)
-    out_dir = Path(out_dir)
-    metrics = {label: report["metrics"] for label, (_, report) in runs.items()}
-    plots.safety_vs_utility(metrics, out_dir / SAFETY_PLOT)
-    plots.lookup_rate_by_kind(metrics, out_dir / LOOKUP_PLOT)
+    return runs
+
+
+def _comparison_table(runs: _Runs) -> list[str]:
+    """The comparison's title, its note on intervals and StrongREJECT, the table of runs and
+    how each run's ``:N`` task-spec entries were sampled."""
     scored = {  # runs with StrongREJECT scores: their judge model
         label: judge_model(report)
         for label, (_, report) in runs.items()
@@ -549,49 +549,82 @@ def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) 
     ]
     if sampling:
         lines += ["", "Sampling of `:N` task-spec entries:", "", *sampling]
+    return lines
+
+
+def _paired_tests(runs: _Runs) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every run after the first that shares episodes with it, tested against it: the results
+    and their section of the comparison (none with a single run)."""
     paired: list[dict[str, Any]] = []
     labels = list(runs)
-    if len(labels) > 1:
-        ref = labels[0]
-        ref_rows = read_rows(runs[ref][0] / EPISODES_FILE, omit=HEAVY_FIELDS)
-        sections: list[str] = []
-        for other in labels[1:]:
-            other_rows = read_rows(runs[other][0] / EPISODES_FILE, omit=HEAVY_FIELDS)
-            result = paired_comparison(ref_rows, other_rows)
-            if result["pairs"] == 0:
-                sections += [f"`{other}` shares no episode with `{ref}`: no paired test.", ""]
-                continue
-            paired.append({"reference": ref, "run": other, **result})
-            sections += _paired_section(ref, other, result)
-            other_rows = read_rows(runs[other][0] / EPISODES_FILE)  # per set of --suite:
-            sections += suite.paired_lines(ref_rows, other_rows, runs[ref][1]["config"])
-        lines += ["", f"## Paired comparisons against `{ref}`", "", *sections]
-    lines += [
+    if len(labels) < 2:
+        return paired, []
+    ref = labels[0]
+    ref_rows = read_rows(runs[ref][0] / EPISODES_FILE, omit=HEAVY_FIELDS)
+    sections: list[str] = []
+    for other in labels[1:]:
+        other_rows = read_rows(runs[other][0] / EPISODES_FILE, omit=HEAVY_FIELDS)
+        result = paired_comparison(ref_rows, other_rows)
+        if result["pairs"] == 0:
+            sections += [f"`{other}` shares no episode with `{ref}`: no paired test.", ""]
+            continue
+        paired.append({"reference": ref, "run": other, **result})
+        sections += _paired_section(ref, other, result)
+        other_rows = read_rows(runs[other][0] / EPISODES_FILE)  # per set of --suite:
+        sections += suite.paired_lines(ref_rows, other_rows, runs[ref][1]["config"])
+    return paired, ["", f"## Paired comparisons against `{ref}`", "", *sections]
+
+
+def _finish_sections(runs: _Runs) -> list[str]:
+    """Each run's finish reasons (runs whose report has them)."""
+    finished = {label: report for label, (_, report) in runs.items() if report.get("finish")}
+    if not finished:
+        return []
+    lines = [
+        "## Finish reasons",
+        "",
+        "An episode counts as cut when any of its turns stopped at the token limit "
+        "(`--max-new-tokens`); its answer was scored as written. Errored episodes (requests "
+        "that failed after retries) are left out of every metric; rerunning a run's command "
+        "retries them.",
+        "",
+    ]
+    for label, report in finished.items():
+        errored = report.get("episodes_errored", 0)
+        lines += [
+            f"### {label}" + (f" ({errored} errored episode(s))" if errored else ""),
+            "",
+            *_finish_table(report["finish"]),
+            "",
+        ]
+    return lines
+
+
+def compare_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write a comparison table, paired tests and plots of several result directories.
+
+    Each run is labelled by agent, rules mode, task source and episodes. Every run after the
+    first that shares episodes with the first (same task ids) is tested against it, paired
+    (:func:`~ascl_env.bench.metrics.paired_comparison`).
+    """
+    if not dirs:
+        raise ReportError("nothing to compare: give at least one result directory")
+    runs = _load_runs(dirs)
+    out_dir = Path(out_dir)
+    metrics = {label: report["metrics"] for label, (_, report) in runs.items()}
+    plots.safety_vs_utility(metrics, out_dir / SAFETY_PLOT)
+    plots.lookup_rate_by_kind(metrics, out_dir / LOOKUP_PLOT)
+    paired, paired_lines = _paired_tests(runs)
+    lines = [
+        *_comparison_table(runs),
+        *paired_lines,
         "",
         "![safety vs utility](safety_vs_utility.png)",
         "",
         "![lookup rate per task kind](lookup_rate_by_kind.png)",
         "",
+        *_finish_sections(runs),
     ]
-    finished = {label: report for label, (_, report) in runs.items() if report.get("finish")}
-    if finished:
-        lines += [
-            "## Finish reasons",
-            "",
-            "An episode counts as cut when any of its turns stopped at the token limit "
-            "(`--max-new-tokens`); its answer was scored as written. Errored episodes (requests "
-            "that failed after retries) are left out of every metric; rerunning a run's command "
-            "retries them.",
-            "",
-        ]
-        for label, report in finished.items():
-            errored = report.get("episodes_errored", 0)
-            lines += [
-                f"### {label}" + (f" ({errored} errored episode(s))" if errored else ""),
-                "",
-                *_finish_table(report["finish"]),
-                "",
-            ]
     comparison = {
         "runs": {
             label: {

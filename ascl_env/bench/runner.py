@@ -294,11 +294,11 @@ def run_episodes(
 def _judge_clients(env_kwargs: dict[str, Any]) -> list[Any]:
     """The HTTP clients of the (process-wide) endpoint judges the environments will use: the
     LLM refusal judge and an endpoint harm judge (a guard preset), if any."""
-    from ascl_env.config import ASCLConfig
+    from ascl_env.config import as_config
     from ascl_env.openai_compat import ChatClient
     from ascl_env.scoring import harm_judge_for, judge_for
 
-    config = ASCLConfig(**env_kwargs)
+    config = as_config(env_kwargs)
     clients: list[ChatClient] = []
     for judge in (judge_for(config), harm_judge_for(config)):
         inner = getattr(judge, "llm", None)  # the registry's llm judge wraps an LLMJudge
@@ -412,6 +412,42 @@ def _step(item: _Active, text: str) -> tuple[bool, bool, dict[str, Any]]:
     return terminated, truncated, info
 
 
+def _agent_episode(
+    agent: EpisodeAgent, plan: EpisodePlan, make_env: Callable[[Task], gymnasium.Env]
+) -> dict[str, Any]:
+    """The row of one episode an agent runs itself; an :class:`EpisodeFailed` becomes a row
+    with ``error`` set (a bug in the agent propagates)."""
+    env = make_env(plan.task)
+    started = time.perf_counter()
+    rules_mode = env.unwrapped.config.rules_mode
+    try:
+        result: EpisodeRun = agent.run_episode(env, seed=plan.seed, task_id=plan.task.id)
+    except EpisodeFailed as exc:
+        info = {"messages": exc.messages, "turn": len(exc.turns)}
+        error = {"type": type(exc.__cause__ or exc).__name__, "message": str(exc)}
+        return _episode_row(
+            plan,
+            agent.name,
+            rules_mode,
+            info,
+            exc.turns,
+            wall_s=time.perf_counter() - started,
+            env_s=None,
+            error=error,
+        )
+    finally:
+        env.close()
+    return _episode_row(
+        plan,
+        agent.name,
+        rules_mode,
+        {**result.info, "reward": result.reward},
+        result.turns,
+        wall_s=time.perf_counter() - started,
+        env_s=None,
+    )
+
+
 def _run_episode_agent(
     agent: EpisodeAgent,
     todo: list[EpisodePlan],
@@ -421,37 +457,6 @@ def _run_episode_agent(
     stats: RunStats,
     max_consecutive_errors: int,
 ) -> None:
-    def one(plan: EpisodePlan) -> dict[str, Any]:
-        env = make_env(plan.task)
-        started = time.perf_counter()
-        rules_mode = env.unwrapped.config.rules_mode
-        try:
-            result: EpisodeRun = agent.run_episode(env, seed=plan.seed, task_id=plan.task.id)
-        except EpisodeFailed as exc:
-            info = {"messages": exc.messages, "turn": len(exc.turns)}
-            error = {"type": type(exc.__cause__ or exc).__name__, "message": str(exc)}
-            return _episode_row(
-                plan,
-                agent.name,
-                rules_mode,
-                info,
-                exc.turns,
-                wall_s=time.perf_counter() - started,
-                env_s=None,
-                error=error,
-            )
-        finally:
-            env.close()
-        return _episode_row(
-            plan,
-            agent.name,
-            rules_mode,
-            {**result.info, "reward": result.reward},
-            result.turns,
-            wall_s=time.perf_counter() - started,
-            env_s=None,
-        )
-
     workers = max(1, int(getattr(agent, "concurrency", 1)))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ascl-episode")
     pending: set[Future] = set()
@@ -464,7 +469,7 @@ def _run_episode_agent(
                 plan = next(plans, None)
                 if plan is None:
                     break
-                future = pool.submit(one, plan)
+                future = pool.submit(_agent_episode, agent, plan, make_env)
                 future.plan = plan  # type: ignore[attr-defined]
                 pending.add(future)
             if not pending:
