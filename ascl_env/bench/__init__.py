@@ -1,4 +1,5 @@
-"""The benchmark harness behind ``ascl-bench``: agents, the batched runner, metrics, reports.
+"""The benchmark harness behind ``ascl-bench``: agents, the batched runner, metrics, reports
+and the ``judge-eval`` subcommand (:mod:`ascl_env.bench.judge_eval`).
 
 Importing it is cheap: transformers, vLLM, matplotlib and tqdm are imported only where used
 (matplotlib and tqdm come with the ``bench`` extra).
