@@ -43,10 +43,15 @@ def tiny(tmp_path_factory):
 def test_tool_method_schema_is_what_trl_renders():
     from transformers.utils import get_json_schema
 
+    from ascl_env.lookup import tool_schema
+
     schema = get_json_schema(ASCLToolEnv().lookup_safety_rules)
     assert schema["function"]["name"] == "lookup_safety_rules"
     assert schema["function"]["parameters"]["required"] == ["query"]
     assert schema["function"]["parameters"]["properties"]["query"]["type"] == "string"
+    # TRL renders the env's own schema: name, description and the query's description.
+    schema["function"].pop("return", None)
+    assert schema == tool_schema()
 
 
 def test_reset_names_missing_column():
