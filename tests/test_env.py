@@ -357,7 +357,7 @@ def test_every_step_info_has_the_same_keys_and_outcomes_only_at_the_end():
     mid, end = steps[1][-1], steps[2][-1]
     assert mid.keys() == end.keys()
     assert all(mid[k] is None for k in OUTCOME_KEYS)
-    assert all(end[k] is not None for k in ("reward", "task_reward", "format", "judge"))
+    assert end["outcome"].judged and None not in (end["reward"], end["task_reward"], end["format"])
     assert "answer" not in steps[0][1] and "answer" not in end
 
 

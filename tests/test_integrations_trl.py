@@ -19,7 +19,7 @@ pytest.importorskip("jmespath", reason="jmespath not installed (extra ascl-env[t
 
 from scripted_episodes import SCRIPTS, TASKS, env_outcome, lookups  # noqa: E402
 
-from ascl_env.integrations.scoring import score  # noqa: E402
+from ascl_env.integrations.scoring import OUTCOME_FIELDS, score  # noqa: E402
 from ascl_env.integrations.trl import (  # noqa: E402
     TASK_COLUMN,
     ASCLToolEnv,
@@ -149,8 +149,7 @@ def test_grpo_trainer_runs_the_scripted_episodes(tiny, tmp_path, monkeypatch):
         ref_reward, ref_info = env_outcome(env.task, turns)
         assert value == ref_reward, (env.task.id, completion, env.outcome)
         assert env.lookups == lookups(turns)
-        for key in ("refused", "correct", "safety", "utility", "tool_calls", "retrieved_rule_ids"):
-            assert env.outcome[key] == ref_info[key], (env.task.id, key)
+        assert env.outcome == {key: ref_info[key] for key in OUTCOME_FIELDS}, env.task.id
         assert final_text(completion).strip() == turns[-1]
         # TRL appended one tool message per lookup, holding the env's rules text
         tools = [m for m in completion if m["role"] == "tool"]

@@ -19,6 +19,7 @@ import torch
 pytest.importorskip("verl")
 
 from ascl_env.ifpo import compute_ifpo, compute_ifpo_advantages  # noqa: E402
+from verl_recipes import compat  # noqa: E402
 from verl_recipes.cpu import plugin, report, workarounds  # noqa: E402
 from verl_recipes.cpu.hf_rollout import HFServer, SamplingKey  # noqa: E402
 from verl_recipes.ifpo_estimator import ifpo_batch_metrics, pop_metrics  # noqa: E402
@@ -60,14 +61,14 @@ def test_private_rollout_registry_still_matches_verl():
 
 def test_trl_probe_workaround_still_matches_verl():
     # Fails (VerlDriftError) when verl's trl probe or its two users change.
-    assert workarounds.check_trl_probe().__name__ == "is_trl_available"
+    assert compat.check_trl_probe().__name__ == "is_trl_available"
 
 
 TRL_PROBE = """
 import json, verl
 from verl.models.transformers import monkey_patch
 from verl.utils import model
-from verl_recipes.cpu.workarounds import trl_has_value_head
+from verl_recipes.compat import trl_has_value_head
 print(json.dumps([monkey_patch.is_trl_available(), model.is_trl_available(), trl_has_value_head()]))
 """
 
@@ -84,8 +85,8 @@ def test_drift_is_detected():
     def stand_in():
         return "something else"
 
-    with pytest.raises(workarounds.VerlDriftError, match="verl changed"):
-        workarounds._require_source(stand_in, workarounds.BACKEND_SOURCE_LINE, "stand_in")
+    with pytest.raises(compat.VerlDriftError, match="verl changed"):
+        compat.require_source(stand_in, workarounds.BACKEND_SOURCE_LINE, "stand_in")
 
 
 PROCESS_GROUP = """
