@@ -410,6 +410,42 @@ def _step(item: _Active, text: str) -> tuple[bool, bool, dict[str, Any]]:
     return terminated, truncated, info
 
 
+def _agent_episode_row(
+    agent: EpisodeAgent, plan: EpisodePlan, make_env: Callable[[Task], gymnasium.Env]
+) -> dict[str, Any]:
+    """Run one planned episode with an agent that drives whole episodes; its row (a failed
+    episode's row carries the error and the turns made before it)."""
+    env = make_env(plan.task)
+    started = time.perf_counter()
+    rules_mode = env.unwrapped.config.rules_mode
+    try:
+        result: EpisodeRun = agent.run_episode(env, seed=plan.seed, task_id=plan.task.id)
+    except EpisodeFailed as exc:
+        info = {"messages": exc.messages, "turn": len(exc.turns)}
+        error = {"type": type(exc.__cause__ or exc).__name__, "message": str(exc)}
+        return _episode_row(
+            plan,
+            agent.name,
+            rules_mode,
+            info,
+            exc.turns,
+            wall_s=time.perf_counter() - started,
+            env_s=None,
+            error=error,
+        )
+    finally:
+        env.close()
+    return _episode_row(
+        plan,
+        agent.name,
+        rules_mode,
+        {**result.info, "reward": result.reward},
+        result.turns,
+        wall_s=time.perf_counter() - started,
+        env_s=None,
+    )
+
+
 def _run_episode_agent(
     agent: EpisodeAgent,
     todo: list[EpisodePlan],
@@ -419,37 +455,6 @@ def _run_episode_agent(
     stats: RunStats,
     max_consecutive_errors: int,
 ) -> None:
-    def one(plan: EpisodePlan) -> dict[str, Any]:
-        env = make_env(plan.task)
-        started = time.perf_counter()
-        rules_mode = env.unwrapped.config.rules_mode
-        try:
-            result: EpisodeRun = agent.run_episode(env, seed=plan.seed, task_id=plan.task.id)
-        except EpisodeFailed as exc:
-            info = {"messages": exc.messages, "turn": len(exc.turns)}
-            error = {"type": type(exc.__cause__ or exc).__name__, "message": str(exc)}
-            return _episode_row(
-                plan,
-                agent.name,
-                rules_mode,
-                info,
-                exc.turns,
-                wall_s=time.perf_counter() - started,
-                env_s=None,
-                error=error,
-            )
-        finally:
-            env.close()
-        return _episode_row(
-            plan,
-            agent.name,
-            rules_mode,
-            {**result.info, "reward": result.reward},
-            result.turns,
-            wall_s=time.perf_counter() - started,
-            env_s=None,
-        )
-
     workers = max(1, int(getattr(agent, "concurrency", 1)))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ascl-episode")
     pending: set[Future] = set()
@@ -462,7 +467,7 @@ def _run_episode_agent(
                 plan = next(plans, None)
                 if plan is None:
                     break
-                future = pool.submit(one, plan)
+                future = pool.submit(_agent_episode_row, agent, plan, make_env)
                 future.plan = plan  # type: ignore[attr-defined]
                 pending.add(future)
             if not pending:
