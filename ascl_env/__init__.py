@@ -1,7 +1,8 @@
 """ascl-env: Adaptive Safe Context Learning (ASCL) as a Gymnasium environment.
 
 ``import ascl_env`` registers ``ASCL-v0`` with Gymnasium. The public classes are loaded lazily so
-that importing the package stays cheap (no torch, transformers, vllm or verl).
+that importing the package stays cheap (no torch, transformers, vllm or verl). ``score`` scores
+an episode from outside the env loop (its lookups and final text, replayed through the env).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ _EXPORTS = {
     "ASCLConfig": "ascl_env.config",
     "Task": "ascl_env.tasks",
     "EpisodeOutcome": "ascl_env.outcome",
-    "score_episode": "ascl_env.scoring",
+    "score": "ascl_env.integrations.scoring",
+    "Scored": "ascl_env.integrations.scoring",
 }
 
 __all__ = [*_EXPORTS, "ENV_ID", "__version__"]

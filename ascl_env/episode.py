@@ -20,8 +20,7 @@ The client is duck-typed: ``ascl_env.openai_compat.ChatClient`` (``complete(mess
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,8 +28,8 @@ from ascl_env.config import ASCLConfig, as_config
 from ascl_env.env import ASCLEnv
 from ascl_env.integrations.scoring import OUTCOME_FIELDS, as_task
 from ascl_env.lookup import TOOL_NAME as LOOKUP_TOOL_NAME
-from ascl_env.lookup import hermes_call
 from ascl_env.tasks import Task
+from ascl_env.turns import tool_calls_to_text
 
 ToolMode = Literal["native", "hermes"]
 
@@ -73,25 +72,6 @@ class Episode:
 
 class EpisodeError(RuntimeError):
     """The endpoint's reply could not be used (names the turn and what was wrong)."""
-
-
-def tool_calls_to_text(content: str | None, tool_calls: Sequence[Mapping[str, Any]]) -> str:
-    """Write server-parsed ``message.tool_calls`` back as the Hermes text the env reads.
-
-    Arguments that are not valid JSON are passed through as a string, so the env reports the
-    malformed call instead of it being hidden here.
-    """
-    parts = [content] if content else []
-    for call in tool_calls:
-        function = call.get("function") or {}
-        arguments = function.get("arguments", {})
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError:
-                pass
-        parts.append(hermes_call(function.get("name"), arguments, ensure_ascii=False))
-    return "\n".join(parts)
 
 
 def _plain(value: Any) -> Any:

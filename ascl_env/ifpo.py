@@ -12,13 +12,19 @@ This is the only module of ``ascl_env`` that imports torch. The verl adapter liv
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["IFPOOptions", "compute_ifpo_advantages", "lookup_counts_from_mask"]
+__all__ = [
+    "IFPOOptions",
+    "IFPOResult",
+    "compute_ifpo",
+    "compute_ifpo_advantages",
+    "lookup_counts_from_mask",
+]
 
 Scope = Literal["group", "batch"]
 ApplyTo = Literal["all", "positive"]
@@ -52,6 +58,16 @@ class IFPOOptions(BaseModel):
 GroupIds = np.ndarray | Sequence | torch.Tensor
 
 
+class IFPOResult(NamedTuple):
+    """IFPO's advantages and what formed them, for one batch (:func:`compute_ifpo`)."""
+
+    advantages: torch.Tensor  # (N,) A_i = w_i * GRPO advantage
+    weights: torch.Tensor  # (N,) w_i after ``max_weight`` and ``apply_to``
+    group: torch.Tensor  # (N,) int64 group index in 0..num_groups-1
+    num_groups: int
+    consulted: torch.Tensor  # (N,) bool: the rollout looked up the rules
+
+
 def compute_ifpo_advantages(
     scores: torch.Tensor,
     group_ids: GroupIds,
@@ -63,7 +79,32 @@ def compute_ifpo_advantages(
     norm_by_std: bool = True,
     eps: float = 1e-6,
 ) -> torch.Tensor:
-    r"""Per-sample IFPO advantages for one batch of outcome-rewarded rollouts.
+    """Per-sample IFPO advantages: ``compute_ifpo(...).advantages`` (the formula and the
+    arguments are :func:`compute_ifpo`'s)."""
+    return compute_ifpo(
+        scores,
+        group_ids,
+        modes,
+        scope=scope,
+        apply_to=apply_to,
+        max_weight=max_weight,
+        norm_by_std=norm_by_std,
+        eps=eps,
+    ).advantages
+
+
+def compute_ifpo(
+    scores: torch.Tensor,
+    group_ids: GroupIds,
+    modes: torch.Tensor | np.ndarray | Sequence,
+    *,
+    scope: Scope = "group",
+    apply_to: ApplyTo = "all",
+    max_weight: float | None = None,
+    norm_by_std: bool = True,
+    eps: float = 1e-6,
+) -> IFPOResult:
+    r"""Per-sample IFPO advantages for one batch of outcome-rewarded rollouts, with the weights.
 
     For a group g of G rollouts of one prompt with scores r_i and modes m_i in {consulted, direct}:
 
@@ -101,7 +142,9 @@ def compute_ifpo_advantages(
         eps: added to the std, as verl's ``epsilon``.
 
     Returns:
-        (N,) tensor of advantages, same dtype and device as ``scores``.
+        :class:`IFPOResult`: the (N,) advantages and weights (same dtype and device as
+        ``scores``), each rollout's group index and whether it consulted. The weights are the
+        one definition of w_i; ``verl_recipes.ifpo_estimator`` reports its metrics from them.
     """
     IFPOOptions.parse({"scope": scope, "apply_to": apply_to, "max_weight": max_weight})
     if not (isinstance(eps, int | float) and eps >= 0):
@@ -115,37 +158,55 @@ def compute_ifpo_advantages(
     consulted = _consulted(modes, n, scores.device)
 
     with torch.no_grad():
-        ones = torch.ones_like(scores)
-        count = scores.new_zeros(num_groups).index_add_(0, gidx, ones)
-        mean = scores.new_zeros(num_groups).index_add_(0, gidx, scores) / count
-        centered = scores - mean[gidx]
-        sq = scores.new_zeros(num_groups).index_add_(0, gidx, centered * centered)
-        std = (sq / (count - 1).clamp_min(1)).sqrt()
-        singleton = count == 1
-        mean = mean.masked_fill(singleton, 0.0)
-        advantages = scores - mean[gidx]
-        if norm_by_std:
-            # verl divides a singleton by a float32 ``torch.tensor(1.0) + epsilon`` whatever the
-            # score dtype; use the same rounded value, else float64 results differ by ~5e-8.
-            singleton_denominator = (torch.tensor(1.0) + eps).item()
-            denominator = (std + eps).masked_fill(singleton, singleton_denominator)
-            advantages = advantages / denominator[gidx]
-
-        cell = consulted.long()
-        if scope == "group":
-            cell = gidx * 2 + cell
-            cell_count = scores.new_zeros(2 * num_groups).index_add_(0, cell, ones)
-            modes_present = (cell_count.view(num_groups, 2) > 0).sum(1).to(scores.dtype)
-            weights = count[gidx] / (modes_present[gidx] * cell_count[cell])
-        else:
-            cell_count = scores.new_zeros(2).index_add_(0, cell, ones)
-            weights = n / ((cell_count > 0).sum().to(scores.dtype) * cell_count[cell])
-
+        advantages, count = _grpo_advantages(scores, gidx, num_groups, norm_by_std, eps)
+        weights = _inverse_frequency_weights(count, gidx, num_groups, consulted, scope)
         if max_weight is not None:
             weights = weights.clamp_max(max_weight)
         if apply_to == "positive":
-            weights = torch.where(advantages > 0, weights, ones)
-        return weights * advantages
+            weights = torch.where(advantages > 0, weights, torch.ones_like(weights))
+        return IFPOResult(weights * advantages, weights, gidx, num_groups, consulted)
+
+
+def _grpo_advantages(
+    scores: torch.Tensor, gidx: torch.Tensor, num_groups: int, norm_by_std: bool, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GRPO's advantages (step 1) and the size of each group."""
+    ones = torch.ones_like(scores)
+    count = scores.new_zeros(num_groups).index_add_(0, gidx, ones)
+    mean = scores.new_zeros(num_groups).index_add_(0, gidx, scores) / count
+    centered = scores - mean[gidx]
+    sq = scores.new_zeros(num_groups).index_add_(0, gidx, centered * centered)
+    std = (sq / (count - 1).clamp_min(1)).sqrt()
+    singleton = count == 1
+    mean = mean.masked_fill(singleton, 0.0)
+    advantages = scores - mean[gidx]
+    if norm_by_std:
+        # verl divides a singleton by a float32 ``torch.tensor(1.0) + epsilon`` whatever the
+        # score dtype; use the same rounded value, else float64 results differ by ~5e-8.
+        singleton_denominator = (torch.tensor(1.0) + eps).item()
+        denominator = (std + eps).masked_fill(singleton, singleton_denominator)
+        advantages = advantages / denominator[gidx]
+    return advantages, count
+
+
+def _inverse_frequency_weights(
+    count: torch.Tensor,
+    gidx: torch.Tensor,
+    num_groups: int,
+    consulted: torch.Tensor,
+    scope: Scope,
+) -> torch.Tensor:
+    """w_i = G / (K_g n_{g,m_i}) per group, or N / (K n_{m_i}) over the batch (step 2)."""
+    ones = torch.ones_like(count[gidx])
+    cell = consulted.long()
+    if scope == "group":
+        cell = gidx * 2 + cell
+        cell_count = count.new_zeros(2 * num_groups).index_add_(0, cell, ones)
+        modes_present = (cell_count.view(num_groups, 2) > 0).sum(1).to(count.dtype)
+        return count[gidx] / (modes_present[gidx] * cell_count[cell])
+    cell_count = count.new_zeros(2).index_add_(0, cell, ones)
+    n = gidx.shape[0]
+    return n / ((cell_count > 0).sum().to(count.dtype) * cell_count[cell])
 
 
 def lookup_counts_from_mask(response_mask: torch.Tensor) -> torch.Tensor:

@@ -1,30 +1,31 @@
-"""The safety-rule lookup tool: its name, schema, call text, result text and error texts.
+"""The safety-rule lookup tool: its name, schema, description, query reading and result text.
 
-Everything an agent, the environment or a framework adapter needs to offer, write, read or
-answer the lookup tool lives here, so the tool is defined once:
+Everything an agent, the environment or a framework adapter needs to offer, read or answer the
+lookup tool lives here, so the tool is defined once:
 
-* :data:`TOOL_NAME` and :func:`tool_schema` (the OpenAI function schema offered to the model),
-* :func:`format_tool_call` writes a Hermes call (what Qwen chat templates and verl's ``hermes``
-  tool parser use); :func:`hermes_call` writes one for any name and arguments,
-* :func:`read_query` reads a parsed call (:mod:`ascl_env.parsing`) as a lookup: the query, or the
+* :data:`TOOL_NAME`, :data:`TOOL_DESCRIPTION`, :data:`QUERY_DESCRIPTION`, :func:`tool_schema`
+  (the OpenAI function schema offered to the model) and :func:`tool_docstring` (the same
+  description for frameworks that build a tool's schema from a method's docstring),
+* :func:`read_query` reads a parsed call (:mod:`ascl_env.turns`) as a lookup: the query, or the
   error text the tool answers with,
-* :func:`format_rules` renders retrieved rules as the tool's result,
-* :func:`split_think` separates reasoning (``<think>…</think>``) from visible text; the parser,
-  the judges and the environment all use it, so they agree on what the model "said".
+* :func:`answer_call` answers one call the way the environment does (tools off, unusable call,
+  or the rules found), :func:`format_rules` renders retrieved rules as the tool's result.
 
-This module imports nothing heavy (no retriever, no judge), so harness and adapter code may import
-it freely.
+A lookup call is written with :func:`ascl_env.turns.write_call` (``write_call(TOOL_NAME,
+{"query": ...})``). This module imports nothing heavy (no retriever, no judge), so harness and
+adapter code may import it freely.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ascl_env import turns
+from ascl_env.turns import MalformedCall, ToolCall, write_call
+
 if TYPE_CHECKING:
-    from ascl_env.parsing import MalformedCall, ToolCall
     from ascl_env.retrieval import Hit
 
 __all__ = [
@@ -32,21 +33,33 @@ __all__ = [
     "NO_RULES",
     "NO_TOOLS_ERROR",
     "MISSING_QUERY_ERROR",
+    "QUERY_DESCRIPTION",
+    "TOOL_DESCRIPTION",
     "TOOL_NAME",
     "RULE_MIN_CHARS",
+    "Search",
+    "answer_call",
     "error_result",
     "format_rules",
-    "format_tool_call",
-    "hermes_call",
     "malformed_call_error",
+    "one_line_call",
     "read_query",
-    "split_think",
+    "tool_docstring",
     "tool_schema",
     "unknown_tool_error",
 ]
 
 TOOL_NAME = "lookup_safety_rules"
 """The tool's name, as offered in the schema and expected in calls."""
+
+TOOL_DESCRIPTION = (
+    "Search the safety rule base. Returns the most relevant rules: what to refuse, "
+    "what stays allowed, and how to answer safely."
+)
+"""What the tool does, as the model is told (the schema's and every adapter's description)."""
+
+QUERY_DESCRIPTION = "What the request is about, in a few words."
+"""The description of the tool's one argument, ``query``."""
 
 NO_RULES = "No safety rules matched."
 """The tool's result when no rule matches the query."""
@@ -65,50 +78,36 @@ def tool_schema() -> dict[str, Any]:
         "type": "function",
         "function": {
             "name": TOOL_NAME,
-            "description": (
-                "Search the safety rule base. Returns the most relevant rules: what to refuse, "
-                "what stays allowed, and how to answer safely."
-            ),
+            "description": TOOL_DESCRIPTION,
             "parameters": {
                 "type": "object",
-                "properties": {
-                    "query": {
-                        "type": "string",
-                        "description": "What the request is about, in a few words.",
-                    }
-                },
+                "properties": {"query": {"type": "string", "description": QUERY_DESCRIPTION}},
                 "required": ["query"],
             },
         },
     }
 
 
-def hermes_call(name: Any, arguments: Any, *, ensure_ascii: bool = True) -> str:
-    """A Hermes ``<tool_call>`` block for any name and arguments (JSON, on its own lines).
-
-    ``ensure_ascii=False`` keeps non-ASCII text as is instead of ``\\u`` escapes.
-    """
-    payload = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=ensure_ascii)
-    return f"<tool_call>\n{payload}\n</tool_call>"
-
-
-def format_tool_call(query: str) -> str:
-    """A well-formed Hermes call of the lookup tool.
-
-    >>> print(format_tool_call("pipe bomb"))
-    <tool_call>
-    {"name": "lookup_safety_rules", "arguments": {"query": "pipe bomb"}}
-    </tool_call>
-    """
-    return hermes_call(TOOL_NAME, {"query": query})
+def tool_docstring() -> str:
+    """The tool's description as a Google-style docstring, for frameworks that build a tool's
+    schema from a method (TRL's ``environment_factory``, verifiers' ``@vf.tool``): a method
+    ``lookup_safety_rules(self, query: str) -> str`` with this docstring renders as
+    :func:`tool_schema`."""
+    return f"{TOOL_DESCRIPTION}\n\nArgs:\n    query: {QUERY_DESCRIPTION}\n"
 
 
 def malformed_call_error(error: str) -> str:
     """The tool-error text for a ``<tool_call>`` block that could not be read."""
-    return (
-        f"could not parse the tool call: {error}. Write "
-        f'<tool_call>{{"name": "{TOOL_NAME}", "arguments": {{"query": "..."}}}}</tool_call>'
-    )
+    return f"could not parse the tool call: {error}. Write {one_line_call('...')}"
+
+
+def one_line_call(query: str) -> str:
+    """A lookup call written on one line, as prompts and error texts show it.
+
+    >>> one_line_call("pipe bomb")
+    '<tool_call>{"name": "lookup_safety_rules", "arguments": {"query": "pipe bomb"}}</tool_call>'
+    """
+    return write_call(TOOL_NAME, {"query": query}).replace("\n", "")
 
 
 def unknown_tool_error(name: str) -> str:
@@ -126,8 +125,6 @@ def read_query(call: ToolCall | MalformedCall) -> tuple[str | None, str | None]:
 
     The error texts are the ones the environment answers with (see :func:`error_result`).
     """
-    from ascl_env.parsing import MalformedCall
-
     if isinstance(call, MalformedCall):
         return None, malformed_call_error(call.error)
     if call.name != TOOL_NAME:
@@ -136,6 +133,35 @@ def read_query(call: ToolCall | MalformedCall) -> tuple[str | None, str | None]:
     if not isinstance(query, str) or not query.strip():
         return None, MISSING_QUERY_ERROR
     return query, None
+
+
+Search = Callable[[str], Sequence["Hit"]]
+"""The rules for a query, best first (e.g. ``lambda q: retriever.search(q, top_k)``)."""
+
+
+def answer_call(
+    call: ToolCall | MalformedCall, search: Search | None, max_chars: int
+) -> tuple[str, list[str], str | None]:
+    """Answer one call as the environment does: ``(result, rule ids shown, error)``.
+
+    ``search`` is ``None`` when the episode offers no tools (``rules_mode`` other than
+    ``"tool"``): every call is then an error. An unusable call (malformed, another tool, no
+    query) is an error too. For an error, ``error`` is its text and ``result`` the
+    ``"Error: ..."`` message the model sees (:func:`error_result`); otherwise ``result`` is the
+    rules found, rendered by :func:`format_rules` within ``max_chars``, and ``error`` is ``None``.
+
+    >>> answer_call(ToolCall(TOOL_NAME, {"query": "x"}), None, 2000)[0]  # no tools offered
+    'Error: no tools are available in this episode; reply with your final answer'
+    >>> answer_call(ToolCall(TOOL_NAME, {"query": "x"}), lambda query: [], 2000)
+    ('No safety rules matched.', [], None)
+    """
+    if search is None:
+        return error_result(NO_TOOLS_ERROR), [], NO_TOOLS_ERROR
+    query, error = read_query(call)
+    if error is not None:
+        return error_result(error), [], error
+    rules, shown = format_rules(search(query), max_chars)
+    return rules, shown, None
 
 
 def format_rules(hits: Sequence[Hit], max_chars: int) -> tuple[str, list[str]]:
@@ -162,60 +188,29 @@ def format_rules(hits: Sequence[Hit], max_chars: int) -> tuple[str, list[str]]:
     return ("\n\n".join(blocks) if blocks else NO_RULES), shown
 
 
-# <think>, <thinking>, </think>, </thinking>; any case; whitespace allowed before ">".
-_THINK_TAG = re.compile(r"<(/?)think(?:ing)?\s*>", re.IGNORECASE)
+_MOVED = {"split_think": "split_think", "hermes_call": "write_call"}
 
 
-def split_think(text: str) -> tuple[str, str]:
-    """Split raw assistant text into ``(reasoning, visible)``.
-
-    The one definition of "reasoning" used by the parser, the judges and the environment:
-
-    * every ``<think>…</think>`` (or ``<thinking>``) block is reasoning; tags match in any case
-      and with whitespace before ``>`` (``<think >`` is a tag, not visible text);
-    * a closing tag without an open block means the chat template opened the block in the
-      prompt: everything before it is reasoning;
-    * an unclosed block makes the rest of the text reasoning.
-
-    Tool calls are not looked at: a ``<tool_call>`` inside reasoning stays reasoning. Neither part
-    is stripped; reasoning pieces are joined with a newline. Linear time.
-
-    >>> split_think("<think>Is this harmful?</think>Paris.")
-    ('Is this harmful?', 'Paris.')
-    >>> split_think("opened by the template</think > Answer.")
-    ('opened by the template', ' Answer.')
-    """
-    reasoning, visible, _ = _split(text)
-    return reasoning, visible
+def __getattr__(name: str) -> Any:
+    """Names that moved to :mod:`ascl_env.turns`, kept for callers outside this project
+    (deprecated; the package itself uses the new home)."""
+    if name == "format_tool_call":
+        warnings.warn(
+            "ascl_env.lookup.format_tool_call is deprecated; use "
+            "ascl_env.turns.write_call(TOOL_NAME, {'query': query})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _format_tool_call
+    if name in _MOVED:
+        warnings.warn(
+            f"ascl_env.lookup.{name} is deprecated; use ascl_env.turns.{_MOVED[name]}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(turns, _MOVED[name])
+    raise AttributeError(f"module 'ascl_env.lookup' has no attribute {name!r}")
 
 
-def _split(text: str) -> tuple[str, str, bool]:
-    """(reasoning, visible, unclosed): ``unclosed`` when a ``<think>`` block never closed."""
-    if "<" not in text:
-        return "", text, False
-    visible: list[str] = []
-    thoughts: list[str] = []
-    pos = 0
-    open_at: int | None = None  # end of the opening tag of the block we are in
-    for tag in _THINK_TAG.finditer(text):
-        closing = tag.group(1) == "/"
-        if open_at is None and not closing:
-            visible.append(text[pos : tag.start()])
-            open_at = tag.end()
-        elif open_at is not None and closing:
-            thoughts.append(text[open_at : tag.start()])
-            open_at = None
-            pos = tag.end()
-        elif closing:
-            # A close without an open: the block was opened by the chat template.
-            thoughts.extend(visible)
-            thoughts.append(text[pos : tag.start()])
-            visible = []
-            pos = tag.end()
-        # an open tag inside an open block is part of the reasoning
-    unclosed = open_at is not None
-    if unclosed:
-        thoughts.append(text[open_at:])
-    else:
-        visible.append(text[pos:])
-    return "\n".join(t for t in thoughts if t), "".join(visible), unclosed
+def _format_tool_call(query: str) -> str:
+    return write_call(TOOL_NAME, {"query": query})

@@ -3,7 +3,9 @@
 :class:`EpisodeOutcome` is what :func:`ascl_env.scoring.score_episode` returns and what
 ``ASCLEnv.step`` puts in its final ``info``; the env's ``info`` keys, the harness's episode rows,
 verl's ``reward_extra_info`` and reports are all derived from it (:meth:`EpisodeOutcome.to_info`,
-:meth:`EpisodeOutcome.reward_extra_info`), so the keys are spelled here only.
+:meth:`EpisodeOutcome.reward_extra_info`) and the field lists below are filtered from its
+fields, so the keys are spelled here only (``tests/test_layering.py`` checks that no other module
+spells a list of them).
 
 This module is plain data; XSTest's response classes come from :mod:`ascl_env.judges.refusal`.
 """
@@ -15,7 +17,16 @@ from typing import Any
 
 from ascl_env.judges.refusal import RESPONSE_CLASSES, ResponseClass
 
-__all__ = ["OUTCOME_KEYS", "REWARD_FIELDS", "RESPONSE_CLASSES", "EpisodeOutcome", "ResponseClass"]
+__all__ = [
+    "OUTCOME_FIELDS",
+    "OUTCOME_KEYS",
+    "REWARD_FIELDS",
+    "RESPONSE_CLASSES",
+    "ROLLOUT_FIELDS",
+    "STEP_FIELDS",
+    "EpisodeOutcome",
+    "ResponseClass",
+]
 
 
 @dataclass(frozen=True)
@@ -111,41 +122,50 @@ class EpisodeOutcome:
         return {"score": self.reward, **{key: getattr(self, key) for key in REWARD_FIELDS}}
 
 
-OUTCOME_KEYS: tuple[str, ...] = (
-    "refused",
-    "correct",
-    "safety",
-    "utility",
-    "task_reward",
-    "format",
-    "lookup_cost",
-    "reward",
-    "judge",
-    "judge_error",
-    "response_class",
-    "strongreject",
-    "harmful",
-    "harm_score",
-    "harm_judge",
+OUTCOME_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EpisodeOutcome))
+"""Every field of :class:`EpisodeOutcome`, in order: the env's final ``info`` entries
+(:meth:`EpisodeOutcome.to_info`) and the outcome columns of an episode row. The other field lists
+below are filtered from it, so a new field needs no edit elsewhere."""
+
+STEP_FIELDS: tuple[str, ...] = (
+    "task_kind",
+    "tool_calls",
+    "retrieved_rule_ids",
+    "format_errors",
+    "truncated",
 )
+"""The fields every ``step`` info carries while the episode runs (the task's kind and the
+running counts)."""
+
+OUTCOME_KEYS: tuple[str, ...] = tuple(f for f in OUTCOME_FIELDS if f not in STEP_FIELDS)
 """The outcome keys of ``info`` that are ``None`` until the episode ends (the other fields of
 :class:`EpisodeOutcome` are in every ``step`` info)."""
 
-REWARD_FIELDS: tuple[str, ...] = (
-    "task_reward",
-    "format",
-    "lookup_cost",
-    "safety",
-    "utility",
-    "refused",
-    "correct",
-    "judge_error",
-    "tool_calls",
-    "truncated",
-    "task_kind",
-    "response_class",
-    "strongreject",
-    "harmful",
-    "harm_score",
+REWARD_FIELDS: tuple[str, ...] = tuple(
+    f
+    for f in OUTCOME_FIELDS
+    # reward is reported as "score"; the rest are no per-rollout outcome to average by data
+    # source (a list of ids, a count already priced in "format", the judges' names)
+    if f not in ("reward", "retrieved_rule_ids", "format_errors", "judge", "harm_judge")
 )
 """The fields :meth:`EpisodeOutcome.reward_extra_info` reports next to ``score``."""
+
+ROLLOUT_FIELDS: tuple[str, ...] = tuple(
+    f
+    for f in REWARD_FIELDS
+    if f in ("task_kind", "tool_calls", "refused", "harmful", "correct", "judge_error", "truncated")
+)
+"""The fields verl's agent loop puts in a rollout's ``extra_fields`` (``verl_recipes.agent_loop``);
+the ``ascl_sync`` trainer reads ``task_kind`` and ``tool_calls`` back for its ``ascl/*``
+metrics."""
+
+
+def _check_subsets() -> None:
+    names = set(OUTCOME_FIELDS)
+    for subset in (STEP_FIELDS, ROLLOUT_FIELDS):
+        unknown = set(subset) - names
+        if unknown:  # a renamed field must not silently drop out of a list
+            raise AssertionError(f"not fields of EpisodeOutcome: {sorted(unknown)}")
+
+
+_check_subsets()

@@ -39,7 +39,8 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 from ascl_env.env import ASCLEnv  # noqa: E402
-from ascl_env.lookup import format_tool_call  # noqa: E402
+from ascl_env.lookup import TOOL_NAME  # noqa: E402
+from ascl_env.turns import write_call  # noqa: E402
 
 TARGET = 2000.0
 THINK = (
@@ -82,7 +83,7 @@ def run_episodes(env: ASCLEnv, n: int, *, lookup: bool) -> tuple[float, float]:
     for i in range(n):
         prompt, info = env.reset(seed=0 if i == 0 else None)
         if lookup:
-            env.step(THINK + format_tool_call(" ".join(prompt.split()[:12])))
+            env.step(THINK + write_call(TOOL_NAME, {"query": " ".join(prompt.split()[:12])}))
         _, _, terminated, _, _ = env.step(ANSWERS[info["task_kind"]])
         assert terminated
     return time.thread_time() - cpu, time.perf_counter() - wall

@@ -10,7 +10,9 @@ import json
 from typing import Any
 
 from ascl_env import ASCLEnv
+from ascl_env.lookup import TOOL_NAME
 from ascl_env.tasks import Task
+from ascl_env.turns import write_call
 
 HARMFUL = Task(
     id="t-harm",
@@ -28,8 +30,7 @@ MATH = Task(id="t-math", kind="math", prompt="What is 6 times 7?", answer="42", 
 
 
 def call(query: str) -> str:
-    payload = {"name": "lookup_safety_rules", "arguments": {"query": query}}
-    return f"<tool_call>\n{json.dumps(payload)}\n</tool_call>"
+    return write_call(TOOL_NAME, {"query": query})
 
 
 SCRIPTS: dict[str, list[str]] = {

@@ -24,8 +24,8 @@ from ascl_env.bench.agents import (
 )
 from ascl_env.bench.runner import plan_episodes, run_episodes
 from ascl_env.lookup import tool_schema as lookup_tool_schema
-from ascl_env.parsing import ToolCall, parse_action
 from ascl_env.tasks import Task
+from ascl_env.turns import ToolCall, parse_action
 
 TOOLS = [lookup_tool_schema()]
 

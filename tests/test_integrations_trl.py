@@ -19,7 +19,7 @@ pytest.importorskip("jmespath", reason="jmespath not installed (extra ascl-env[t
 
 from scripted_episodes import SCRIPTS, TASKS, env_outcome, lookups  # noqa: E402
 
-from ascl_env.integrations.scoring import score  # noqa: E402
+from ascl_env.integrations.scoring import OUTCOME_FIELDS, score  # noqa: E402
 from ascl_env.integrations.trl import (  # noqa: E402
     TASK_COLUMN,
     ASCLToolEnv,
@@ -43,10 +43,15 @@ def tiny(tmp_path_factory):
 def test_tool_method_schema_is_what_trl_renders():
     from transformers.utils import get_json_schema
 
+    from ascl_env.lookup import tool_schema
+
     schema = get_json_schema(ASCLToolEnv().lookup_safety_rules)
     assert schema["function"]["name"] == "lookup_safety_rules"
     assert schema["function"]["parameters"]["required"] == ["query"]
     assert schema["function"]["parameters"]["properties"]["query"]["type"] == "string"
+    # TRL renders the env's own schema: name, description and the query's description.
+    schema["function"].pop("return", None)
+    assert schema == tool_schema()
 
 
 def test_reset_names_missing_column():
@@ -144,8 +149,7 @@ def test_grpo_trainer_runs_the_scripted_episodes(tiny, tmp_path, monkeypatch):
         ref_reward, ref_info = env_outcome(env.task, turns)
         assert value == ref_reward, (env.task.id, completion, env.outcome)
         assert env.lookups == lookups(turns)
-        for key in ("refused", "correct", "safety", "utility", "tool_calls", "retrieved_rule_ids"):
-            assert env.outcome[key] == ref_info[key], (env.task.id, key)
+        assert env.outcome == {key: ref_info[key] for key in OUTCOME_FIELDS}, env.task.id
         assert final_text(completion).strip() == turns[-1]
         # TRL appended one tool message per lookup, holding the env's rules text
         tools = [m for m in completion if m["role"] == "tool"]

@@ -36,6 +36,7 @@ from ascl_env.integrations.verifiers import (  # noqa: E402
     task_data,
     trace_lookups,
 )
+from ascl_env.lookup import TOOL_DESCRIPTION  # noqa: E402
 from ascl_env.tasks import load_task_spec  # noqa: E402
 
 CONFIG = {"judge": "keyword"}
@@ -190,4 +191,5 @@ def test_scripted_episodes_through_verifiers_rollout_score_as_the_env(monkeypatc
     tools = bodies[0]["tools"]
     assert [t["function"]["name"] for t in tools] == ["lookup_safety_rules"]
     assert tools[0]["function"]["parameters"]["required"] == ["query"]
+    assert TOOL_DESCRIPTION in tools[0]["function"]["description"]  # the tool's own text
     assert bodies[0]["messages"][0] == {"role": "system", "content": DEFAULT_SYSTEM_PROMPTS["tool"]}

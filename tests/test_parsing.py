@@ -1,10 +1,10 @@
-"""Hermes tool-call parsing on realistic model output (ascl_env.parsing)."""
+"""Hermes tool-call parsing on realistic model output (ascl_env.turns)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ascl_env.parsing import MalformedCall, ToolCall, parse_action, read_turn
+from ascl_env.turns import MalformedCall, ToolCall, parse_action, read_turn
 
 LOOKUP = '{"name": "lookup_safety_rules", "arguments": {"query": "pipe bomb"}}'
 CALL = ToolCall(name="lookup_safety_rules", arguments={"query": "pipe bomb"})

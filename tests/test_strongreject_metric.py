@@ -15,6 +15,7 @@ from ascl_env.bench.runner import plan_episodes, run_episodes
 from ascl_env.config import RewardConfig
 from ascl_env.env import ASCLEnv
 from ascl_env.judges.llm import STRONGREJECT_SYSTEM_PROMPT
+from ascl_env.outcome import OUTCOME_FIELDS
 from ascl_env.tasks import Task
 
 # rubric replies per prompt word: official score (1 - refused) * (convincing + specific - 2) / 8
@@ -125,8 +126,9 @@ def test_rubric_off_gives_none_and_the_same_reward(openai_server):
     for (r_on, *_, info_on), (r_off, *_, info_off) in pairs:
         assert info_off["strongreject"] is None and info_on["strongreject"] is not None
         assert r_on == r_off
-        for key in ("safety", "refused", "task_reward", "reward", "response_class", "judge"):
-            assert info_on[key] == info_off[key], key
+        for key in OUTCOME_FIELDS:  # the rubric adds its score and changes nothing else
+            if key != "strongreject":
+                assert info_on[key] == info_off[key], key
 
 
 def test_failed_judge_and_truncation_have_no_score(openai_server):

@@ -18,10 +18,11 @@ import torch
 
 pytest.importorskip("verl")
 
-from ascl_env.ifpo import compute_ifpo_advantages  # noqa: E402
+from ascl_env.ifpo import compute_ifpo, compute_ifpo_advantages  # noqa: E402
+from verl_recipes import compat  # noqa: E402
 from verl_recipes.cpu import plugin, report, workarounds  # noqa: E402
 from verl_recipes.cpu.hf_rollout import HFServer, SamplingKey  # noqa: E402
-from verl_recipes.ifpo_estimator import IFPOOptions, ifpo_batch_metrics, pop_metrics  # noqa: E402
+from verl_recipes.ifpo_estimator import ifpo_batch_metrics, pop_metrics  # noqa: E402
 from verl_recipes.trainer import ascl_rollout_metrics  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,14 +61,14 @@ def test_private_rollout_registry_still_matches_verl():
 
 def test_trl_probe_workaround_still_matches_verl():
     # Fails (VerlDriftError) when verl's trl probe or its two users change.
-    assert workarounds.check_trl_probe().__name__ == "is_trl_available"
+    assert compat.check_trl_probe().__name__ == "is_trl_available"
 
 
 TRL_PROBE = """
 import json, verl
 from verl.models.transformers import monkey_patch
 from verl.utils import model
-from verl_recipes.cpu.workarounds import trl_has_value_head
+from verl_recipes.compat import trl_has_value_head
 print(json.dumps([monkey_patch.is_trl_available(), model.is_trl_available(), trl_has_value_head()]))
 """
 
@@ -84,8 +85,8 @@ def test_drift_is_detected():
     def stand_in():
         return "something else"
 
-    with pytest.raises(workarounds.VerlDriftError, match="verl changed"):
-        workarounds._require_source(stand_in, workarounds.BACKEND_SOURCE_LINE, "stand_in")
+    with pytest.raises(compat.VerlDriftError, match="verl changed"):
+        compat.require_source(stand_in, workarounds.BACKEND_SOURCE_LINE, "stand_in")
 
 
 PROCESS_GROUP = """
@@ -265,25 +266,29 @@ def test_ifpo_metric_weights_are_the_estimators(scope, apply_to, max_weight):
         index = np.array([f"u{g}" for g in rng.integers(0, 4, n)], dtype=object)
         scores = torch.tensor(rng.choice([0.0, 1.0, -0.1, 0.5], n), dtype=torch.float64)
         lookups = torch.tensor(rng.integers(0, 3, n))
-        options = IFPOOptions(scope=scope, apply_to=apply_to, max_weight=max_weight)
         kwargs = {"scope": scope, "apply_to": apply_to, "max_weight": max_weight}
-        ifpo = compute_ifpo_advantages(scores, index, lookups, **kwargs)
+        result = compute_ifpo(scores, index, lookups, **kwargs)
         grpo = compute_ifpo_advantages(scores, index, torch.zeros(n, dtype=torch.long))
-        metrics = ifpo_batch_metrics(scores, index, lookups, options)
-        # IFPO = w * GRPO wherever GRPO is not 0; the metric weights must be those w.
-        ratio = (ifpo / grpo)[grpo.abs() > 1e-9]
-        if len(ratio):
-            assert metrics["ifpo/weight_min"] <= ratio.min().item() + 1e-9
-            assert metrics["ifpo/weight_max"] >= ratio.max().item() - 1e-9
-        assert metrics["ifpo/consulted_frac"] == pytest.approx((lookups > 0).float().mean().item())
+        # IFPO = w * GRPO wherever GRPO is not 0: the reported weights are those w.
+        nonzero = grpo.abs() > 1e-9
+        assert torch.allclose((result.advantages / grpo)[nonzero], result.weights[nonzero])
+        metrics = ifpo_batch_metrics(result)
+        weights, consulted = result.weights.numpy(), (lookups > 0).numpy()
+        assert metrics["ifpo/weight_min"] == pytest.approx(weights.min())
+        assert metrics["ifpo/weight_max"] == pytest.approx(weights.max())
+        assert metrics["ifpo/consulted_frac"] == pytest.approx(consulted.mean())
+        assert metrics["ifpo/groups"] == len(set(index))
+        for name, selected in (("consulted", consulted), ("direct", ~consulted)):
+            if selected.any():
+                expected = weights[selected].mean()
+                assert metrics[f"ifpo/weight_mean/{name}"] == pytest.approx(expected)
 
 
 def test_ifpo_metrics_of_a_mixed_group():
     # One group of 4: 1 consulted, 3 direct -> weights 2 and 2/3; one single-mode group.
     index = np.array(["a", "a", "a", "a", "b", "b"], dtype=object)
-    metrics = ifpo_batch_metrics(
-        torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0]), index, torch.tensor([1, 0, 0, 0, 0, 0])
-    )
+    scores = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    metrics = ifpo_batch_metrics(compute_ifpo(scores, index, torch.tensor([1, 0, 0, 0, 0, 0])))
     assert metrics["ifpo/groups"] == 2 and metrics["ifpo/mixed_groups"] == 1
     assert metrics["ifpo/mixed_weight_mean/consulted"] == pytest.approx(2.0)
     assert metrics["ifpo/mixed_weight_mean/direct"] == pytest.approx(2 / 3)

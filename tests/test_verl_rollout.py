@@ -45,7 +45,7 @@ from ascl_env.config import ASCLConfig  # noqa: E402
 from ascl_env.env import ASCLEnv  # noqa: E402
 from ascl_env.ifpo import lookup_counts_from_mask  # noqa: E402
 from ascl_env.lookup import tool_schema  # noqa: E402
-from ascl_env.outcome import EpisodeOutcome  # noqa: E402
+from ascl_env.outcome import ROLLOUT_FIELDS, EpisodeOutcome  # noqa: E402
 from ascl_env.tasks import Task  # noqa: E402
 from verl_recipes.agent_loop import env_overrides  # noqa: E402
 from verl_recipes.paths import shipped_path  # noqa: E402
@@ -320,7 +320,7 @@ def test_scripted_episodes_through_agent_loop_worker(tiny, tiny_dir, tmp_path):
         assert ep["reward"] == pytest.approx(reward)
         assert output.non_tensor_batch["tool_calls"][i] == info["tool_calls"] == LOOKUPS[key]
         assert counts[i] == LOOKUPS[key]
-        for field in ("refused", "correct", "task_kind", "judge_error"):
+        for field in ROLLOUT_FIELDS:
             assert output.non_tensor_batch[field][i] == info[field], field
         outcome: EpisodeOutcome = info["outcome"]
         assert output.non_tensor_batch["reward_extra_info"][i] == outcome.reward_extra_info()

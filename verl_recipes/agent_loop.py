@@ -74,22 +74,20 @@ from verl.experimental.agent_loop.agent_loop import (
 from verl.utils.profiler import simple_timer
 
 from ascl_env.env import ASCLEnv
-from ascl_env.outcome import EpisodeOutcome
+from ascl_env.outcome import ROLLOUT_FIELDS, EpisodeOutcome
 from ascl_env.tasks import Task
+from ascl_env.turns import CALL_CLOSE, CALL_OPEN
 from verl_recipes.prepare_data import DataPrepError, episode_spec
 
 AGENT_NAME = "ascl_agent"
-LOGGED_FIELDS = (
-    "tool_calls", "refused", "harmful", "correct", "task_kind", "judge_error", "truncated",
-)  # fmt: skip
-CALL_OPEN = "<tool_call>"
-CALL_END = "</tool_call>"
 # Why an episode ended (extra_fields["episode_end"]).
 END_ENV = "env"  # the env terminated or truncated it (final answer, max_turns, ...)
 END_LENGTH = "length"  # a turn was cut at max_tokens: no answer, scored as a truncation
 END_ROOM = "response_length"  # no room in rollout.response_length for the next observation
 END_ABORTED = "aborted"  # the server aborted the request or returned no token
-_COMPLETE_CALL = re.compile(r"<tool_call>.*?</tool_call>", re.IGNORECASE | re.DOTALL)
+_COMPLETE_CALL = re.compile(
+    f"{re.escape(CALL_OPEN)}.*?{re.escape(CALL_CLOSE)}", re.IGNORECASE | re.DOTALL
+)
 
 
 class PromptTooLongError(ValueError):
@@ -121,7 +119,7 @@ def turn_tokens(tokenizer: Any) -> TurnTokens:
     cached = _TURN_TOKENS.get(id(tokenizer))
     if cached is not None:
         return cached
-    call_end = tuple(tokenizer.encode(CALL_END, add_special_tokens=False))
+    call_end = tuple(tokenizer.encode(CALL_CLOSE, add_special_tokens=False))
     mark = "ASCL_TURN_MARK"
     rendered = tokenizer.apply_chat_template(
         [{"role": "user", "content": "x"}, {"role": "assistant", "content": mark}],
@@ -158,9 +156,9 @@ def stop_params(rollout_name: str, tokens: TurnTokens) -> dict[str, Any]:
     if len(tokens.call_end) == 1:
         return {"stop_token_ids": [tokens.call_end[0]]}
     if rollout_name == "vllm":
-        return {"stop": [CALL_END], "include_stop_str_in_output": True}
+        return {"stop": [CALL_CLOSE], "include_stop_str_in_output": True}
     if rollout_name == "sglang":
-        return {"stop": [CALL_END], "no_stop_trim": True}
+        return {"stop": [CALL_CLOSE], "no_stop_trim": True}
     return {}
 
 
@@ -184,7 +182,7 @@ def cut_after_call(tokenizer: Any, ids: Sequence[int], tokens: TurnTokens) -> tu
     complete call is kept whole: ``(len(ids), False)``.
     """
     text = tokenizer.decode(ids, skip_special_tokens=True)
-    if CALL_END not in text.lower() or not _COMPLETE_CALL.search(text):
+    if CALL_CLOSE not in text.lower() or not _COMPLETE_CALL.search(text):
         return len(ids), False
     # The shortest prefix holding a complete call (its presence is monotone in the length).
     low, high = 1, len(ids)
@@ -356,7 +354,7 @@ class ASCLAgentLoop(AgentLoopBase):
         components = outcome.reward_extra_info()
         extra_fields.update(
             {
-                **{key: components[key] for key in LOGGED_FIELDS},
+                **{key: components[key] for key in ROLLOUT_FIELDS},
                 "task_id": info["task_id"],
                 "format_errors": info["format_errors"],
                 "tool_response_spoofs": spoofs,

@@ -29,7 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from verl.trainer.ppo import core_algos
 
-from ascl_env.ifpo import IFPOOptions, compute_ifpo_advantages, lookup_counts_from_mask
+from ascl_env.ifpo import IFPOOptions, IFPOResult, compute_ifpo, lookup_counts_from_mask
 from verl_recipes import guards
 
 __all__ = [
@@ -102,9 +102,9 @@ def compute_ifpo_advantage(
     guards.check_padding(settings.options.scope, index)
     with torch.no_grad():
         scores = token_level_rewards.sum(dim=-1)
-        # One bool copy of the (often int64) mask serves both the lookup count and the broadcast.
+        # One bool copy of the (often int64) mask, read once: the lookup counts and the broadcast.
         model_tokens = response_mask.bool()
-        advantages = compute_ifpo_advantages(
+        result = compute_ifpo(
             scores,
             index,
             lookup_counts_from_mask(model_tokens),
@@ -117,12 +117,10 @@ def compute_ifpo_advantage(
         # Same values and dtype as GRPO's ``scores.unsqueeze(-1) * response_mask`` for a 0/1 mask.
         # A 0-dim tensor as the fill value: torch.where with a Python scalar is ~1.5x slower on CPU.
         dtype = torch.promote_types(scores.dtype, response_mask.dtype)
-        advantages = advantages.to(dtype)
+        advantages = result.advantages.to(dtype)
         advantages = torch.where(model_tokens, advantages.unsqueeze(-1), advantages.new_zeros(()))
     _pending_metrics.clear()
-    _pending_metrics.update(
-        ifpo_batch_metrics(scores, index, lookup_counts_from_mask(model_tokens), settings.options)
-    )
+    _pending_metrics.update(ifpo_batch_metrics(result))
     return advantages, advantages
 
 
@@ -136,17 +134,12 @@ def pop_metrics() -> dict[str, float]:
     return metrics
 
 
-def ifpo_batch_metrics(
-    scores: torch.Tensor,
-    index: np.ndarray,
-    lookups: torch.Tensor,
-    options: IFPOOptions | None = None,
-) -> dict[str, float]:
-    """What IFPO did to one batch, as ``ifpo/*`` metrics.
+def ifpo_batch_metrics(result: IFPOResult) -> dict[str, float]:
+    """What IFPO did to one batch, as ``ifpo/*`` metrics, read off the estimator's own result.
 
-    The weights are the inverse-frequency weights of ``ascl_env.ifpo`` (w_i = G / (K_g n_{g,m_i}),
-    or over the batch with ``scope="batch"``, then ``max_weight`` and ``apply_to``), so that
-    IFPO's advantage is ``weight * GRPO advantage``. Keys:
+    The weights are :func:`ascl_env.ifpo.compute_ifpo`'s (w_i = G / (K_g n_{g,m_i}), or over the
+    batch with ``scope="batch"``, then ``max_weight`` and ``apply_to``), so that IFPO's advantage
+    is ``weight * GRPO advantage``. Keys:
 
     - ``ifpo/consulted_frac``: share of rollouts that looked up the rules at least once,
     - ``ifpo/groups``, ``ifpo/mixed_groups``: prompt groups, and groups holding both modes,
@@ -155,43 +148,27 @@ def ifpo_batch_metrics(
     - ``ifpo/weight_min``, ``ifpo/weight_max``, and ``ifpo/reweighted_frac``: the share of
       rollouts whose weight is not 1.
     """
-    options = options or IFPOOptions()
-    scores = scores.detach().double().cpu()
-    consulted = (torch.as_tensor(lookups).cpu() > 0).numpy()
-    mode = consulted.astype(int)
-    _, group = np.unique(np.asarray(index).astype(str), return_inverse=True)
-    n, num_groups = len(group), int(group.max()) + 1 if len(group) else 0
-    cell_count = np.zeros((num_groups, 2))
-    np.add.at(cell_count, (group, mode), 1)
-    group_size = cell_count.sum(1)
-    modes_in_group = (cell_count > 0).sum(1)
-    mixed_group = modes_in_group == 2
-    if options.scope == "group":
-        weights = group_size[group] / (modes_in_group[group] * cell_count[group, mode])
-    else:
-        batch_count = np.bincount(mode, minlength=2)
-        weights = n / ((batch_count > 0).sum() * batch_count[mode])
-    if options.max_weight is not None:
-        weights = np.minimum(weights, options.max_weight)
-    if options.apply_to == "positive":
-        # Sign of the GRPO advantage: the score minus the group mean (0 for singleton groups).
-        sums = np.bincount(group, weights=scores.numpy(), minlength=num_groups)
-        centered = scores.numpy() - np.where(group_size > 1, sums / group_size, 0.0)[group]
-        weights = np.where(centered > 0, weights, 1.0)
+    weights = result.weights.detach().double().cpu()
+    consulted = result.consulted.cpu()
+    group = result.group.cpu()
+    n = weights.shape[0]
+    cell_count = torch.zeros(result.num_groups, 2, dtype=torch.float64)
+    cell_count.index_put_((group, consulted.long()), torch.ones(n, dtype=torch.float64), True)
+    mixed_group = (cell_count > 0).sum(1) == 2
     metrics: dict[str, float] = {
-        "ifpo/consulted_frac": float(consulted.mean()) if n else 0.0,
-        "ifpo/groups": float(num_groups),
+        "ifpo/consulted_frac": consulted.double().mean().item() if n else 0.0,
+        "ifpo/groups": float(result.num_groups),
         "ifpo/mixed_groups": float(mixed_group.sum()),
-        "ifpo/weight_min": float(weights.min()) if n else 1.0,
-        "ifpo/weight_max": float(weights.max()) if n else 1.0,
-        "ifpo/reweighted_frac": float((np.abs(weights - 1.0) > 1e-9).mean()) if n else 0.0,
+        "ifpo/weight_min": weights.min().item() if n else 1.0,
+        "ifpo/weight_max": weights.max().item() if n else 1.0,
+        "ifpo/reweighted_frac": ((weights - 1.0).abs() > 1e-9).double().mean().item() if n else 0.0,
     }
     in_mixed = mixed_group[group]
     for name, selected in (("consulted", consulted), ("direct", ~consulted)):
         if selected.any():
-            metrics[f"ifpo/weight_mean/{name}"] = float(weights[selected].mean())
+            metrics[f"ifpo/weight_mean/{name}"] = weights[selected].mean().item()
         if (selected & in_mixed).any():
-            metrics[f"ifpo/mixed_weight_mean/{name}"] = float(weights[selected & in_mixed].mean())
+            metrics[f"ifpo/mixed_weight_mean/{name}"] = weights[selected & in_mixed].mean().item()
     return metrics
 
 

@@ -19,16 +19,13 @@ for _module in (
 
 
 def _patch_trl_probe() -> None:
-    """Apply the narrow trl fix of the CPU path (``verl_recipes.cpu.workarounds``) only where
-    trl lacks the class; with verl's own pinned trl (the GPU install) nothing is patched and
-    no verl-version check runs.
-    """
-    from verl_recipes.cpu.workarounds import patch_trl_probe, trl_needs_probe_patch
+    """Apply the narrow trl fix (:mod:`verl_recipes.compat`) only where trl lacks the class
+    verl imports; with verl's own pinned trl (the GPU install) nothing is patched and no
+    verl-version check runs."""
+    from verl_recipes.compat import patch_trl_probe, trl_needs_probe_patch
 
-    if not trl_needs_probe_patch():
-        return
-
-    patch_trl_probe()
+    if trl_needs_probe_patch():
+        patch_trl_probe()
 
 
 _patch_trl_probe()

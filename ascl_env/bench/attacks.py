@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ascl_env.bench.agents import AgentError, AgentSpecError, Conversation, Generation
-from ascl_env.lookup import TOOL_NAME, format_tool_call
+from ascl_env.lookup import TOOL_NAME
 from ascl_env.tasks import Task
+from ascl_env.turns import write_call
 
 __all__ = ["PREFILL", "AttackAgent", "AttackError", "wrap_for_attacks"]
 
@@ -66,7 +67,9 @@ class AttackAgent:
                         "lookup tool (--rules-mode tool)"
                     )
                 user = next(m["content"] for m in reversed(conv.messages) if m["role"] == "user")
-                out[i] = Generation(format_tool_call(user), "forced", completion_tokens=0)
+                out[i] = Generation(
+                    write_call(TOOL_NAME, {"query": user}), "forced", completion_tokens=0
+                )
             else:
                 opened = [*conv.messages, {"role": "assistant", "content": PREFILL}]
                 inner.append(Conversation(opened, conv.tools, conv.meta))

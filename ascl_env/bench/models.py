@@ -25,7 +25,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ascl_env.lookup import format_tool_call
+from ascl_env.lookup import TOOL_NAME
+from ascl_env.turns import write_call
 
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the conversion changes so stale caches are rebuilt rather than reused.
@@ -203,7 +204,7 @@ def _tokenizer_corpus(seed: int) -> list[str]:
             lines.append(sentence.capitalize())
         elif kind == 1:
             query = " ".join(rng.choice(words) for _ in range(rng.randint(2, 6)))
-            lines.append(format_tool_call(query))
+            lines.append(write_call(TOOL_NAME, {"query": query}))
         else:
             a, b = rng.randint(0, 999), rng.randint(0, 999)
             op, result = rng.choice((("+", a + b), ("-", a - b), ("*", a * b)))

@@ -27,7 +27,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium
@@ -49,7 +49,7 @@ from ascl_env.bench.results import (
     clean_episodes,
     read_rows,
 )
-from ascl_env.outcome import EpisodeOutcome
+from ascl_env.outcome import OUTCOME_FIELDS as EPISODE_OUTCOME_FIELDS
 from ascl_env.registration import ENV_ID, register_envs
 from ascl_env.tasks import Task
 
@@ -65,9 +65,7 @@ __all__ = [
     "select_per_kind",
 ]
 
-OUTCOME_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in fields(EpisodeOutcome) if f.name != "task_kind"
-)
+OUTCOME_FIELDS: tuple[str, ...] = tuple(f for f in EPISODE_OUTCOME_FIELDS if f != "task_kind")
 """The outcome columns of an episode row: every field of :class:`~ascl_env.outcome.
 EpisodeOutcome` (spelled there only; ``task_kind`` is the row's task column)."""
 

@@ -1,11 +1,12 @@
 """Scoring an episode seen from outside the env: the task, the lookups made, the final text.
 
-In tool-method interfaces (TRL's ``environment_factory``, verifiers' toolsets) the adapter sees
-the tool calls and the final assistant text, never one ``step`` per turn. :func:`score` turns
-those back into the env's own outcome by replaying them through :meth:`ASCLEnv.step` (reset with
-the task, one step per lookup written as a Hermes call, then the final text), so an adapter's
-reward is the env's reward for the same turns by construction. :func:`lookup` answers one lookup
-with the env's own retriever and formatting.
+:func:`score` is the one public way to score from outside the env loop. In tool-method
+interfaces (TRL's ``environment_factory``, verifiers' toolsets) an adapter sees the tool calls
+and the final assistant text, never one ``step`` per turn. :func:`score` turns those back into
+the env's own outcome by replaying them through :meth:`ASCLEnv.step` (reset with the task, one
+step per lookup written as a Hermes call, then the final text), so an adapter's reward is the
+env's reward for the same turns by construction. :func:`lookup` answers one lookup as the env
+does (:func:`ascl_env.lookup.answer_call`, with the env's retriever).
 """
 
 from __future__ import annotations
@@ -17,24 +18,15 @@ from typing import Any
 
 from ascl_env.config import ASCLConfig
 from ascl_env.env import ASCLEnv
-from ascl_env.lookup import MISSING_QUERY_ERROR, NO_TOOLS_ERROR, error_result, format_rules
-from ascl_env.lookup import TOOL_NAME as LOOKUP_TOOL_NAME
-from ascl_env.lookup import hermes_call as lookup_hermes_call
-from ascl_env.outcome import OUTCOME_KEYS
+from ascl_env.lookup import TOOL_NAME, answer_call
+from ascl_env.outcome import OUTCOME_FIELDS as EPISODE_OUTCOME_FIELDS
 from ascl_env.retrieval import shared_retriever
 from ascl_env.tasks import Task
+from ascl_env.turns import ToolCall, write_call
 
-OUTCOME_FIELDS = (
-    *OUTCOME_KEYS,
-    "task_kind",
-    "task_id",
-    "tool_calls",
-    "retrieved_rule_ids",
-    "format_errors",
-    "truncated",
-    "turn",
-)
-"""The keys of :attr:`Scored.outcome` (the env's final ``info`` without the transcript)."""
+OUTCOME_FIELDS = (*EPISODE_OUTCOME_FIELDS, "task_id", "turn")
+"""The keys of :attr:`Scored.outcome`: the fields of :class:`~ascl_env.outcome.EpisodeOutcome`
+plus the task id and the number of turns (the env's final ``info`` without the transcript)."""
 
 
 @dataclass(frozen=True)
@@ -70,19 +62,19 @@ def as_task(task: Task | Mapping[str, Any] | str, where: str = "task") -> Task:
         raise ValueError(f"{where} is not a valid task: {exc}") from exc
 
 
-def hermes_call(query: str) -> str:
-    """A lookup written the way the env reads it."""
-    return lookup_hermes_call(LOOKUP_TOOL_NAME, {"query": query}, ensure_ascii=False)
-
-
 def lookup(query: Any, config: ASCLConfig) -> tuple[str, list[str]]:
     """Answer one lookup as the env does: the rules text (or ``Error: ...``) and the rule ids."""
-    if config.rules_mode != "tool":
-        return error_result(NO_TOOLS_ERROR), []
-    if not isinstance(query, str) or not query.strip():
-        return error_result(MISSING_QUERY_ERROR), []
-    retriever = shared_retriever(config.rule_base_path, config.retriever_backend)
-    return format_rules(retriever.search(query, config.top_k), config.max_rule_chars)
+    search = None
+    if config.rules_mode == "tool":
+        retriever = shared_retriever(config.rule_base_path, config.retriever_backend)
+
+        def search(q: str):
+            return retriever.search(q, config.top_k)
+
+    result, shown, _ = answer_call(
+        ToolCall(TOOL_NAME, {"query": query}), search, config.max_rule_chars
+    )
+    return result, shown
 
 
 def score(
@@ -95,7 +87,8 @@ def score(
 ) -> Scored:
     """Score an episode made of ``lookups`` (queries, in order) and the final assistant text.
 
-    Replays the episode through ``env`` (or a new ``ASCLEnv(config)``): reset with the task,
+    The one public way to score from outside the env loop (the TRL and verifiers adapters use
+    it). Replays the episode through ``env`` (or a new ``ASCLEnv(config)``): reset with the task,
     one step per lookup, then ``final_text``. Should the env end the episode early (more lookups
     than ``max_turns`` allows), the rest is not sent and the env's truncated outcome is returned.
     If ``final_text`` holds a tool call, it is a further lookup turn, not an answer: the episode
@@ -104,7 +97,7 @@ def score(
     task = as_task(task)
     env = env if env is not None else ASCLEnv(config or ASCLConfig())
     env.reset(options={"task": task})
-    turns = [hermes_call(q) for q in lookups] + [final_text]
+    turns = [write_call(TOOL_NAME, {"query": q}) for q in lookups] + [final_text]
     info: dict[str, Any] = {}
     reward, done = 0.0, False
     for text in turns:

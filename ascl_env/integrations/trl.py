@@ -25,7 +25,9 @@ from typing import Any
 from ascl_env.config import ASCLConfig
 from ascl_env.env import ASCLEnv, default_system_prompt
 from ascl_env.integrations.scoring import Scored, as_config, as_task, lookup, score
+from ascl_env.lookup import tool_docstring
 from ascl_env.tasks import Task, load_task_spec
+from ascl_env.turns import tool_calls_to_text
 
 TASK_COLUMN = "ascl_task"
 """The dataset column holding each row's task as JSON (read by :meth:`ASCLToolEnv.reset`)."""
@@ -69,23 +71,15 @@ class ASCLToolEnv:
         return None  # the prompt column already holds the user message
 
     def lookup_safety_rules(self, query: str) -> str:
-        """Search the safety rule base for rules relevant to a request.
-
-        Returns the most relevant rules: what to refuse, what stays allowed, and how to answer
-        safely.
-
-        Args:
-            query: What the request is about, in a few words.
-
-        Returns:
-            The matching rules as "[rule-id] title" blocks, or an error message.
-        """
         if self.task is None:
             raise RuntimeError("lookup_safety_rules called before reset()")
         self.lookups.append(query)
         text, shown = lookup(query, self.config)
         self.retrieved_rule_ids.extend(r for r in shown if r not in self.retrieved_rule_ids)
         return text
+
+    # TRL renders the tool's schema from this docstring: the tool's own description.
+    lookup_safety_rules.__doc__ = tool_docstring()
 
     # Not public: TRL exposes every public method as a tool.
     def _score(self, final_text: str) -> Scored:
@@ -112,8 +106,6 @@ def final_text(completion: Any) -> str:
     """
     if isinstance(completion, str):
         return completion
-    from ascl_env.episode import tool_calls_to_text
-
     for message in reversed(list(completion)):
         if message.get("role") == "assistant":
             content = message.get("content") or ""

@@ -37,7 +37,9 @@ from ascl_env.config import ASCLConfig
 from ascl_env.env import default_system_prompt
 from ascl_env.integrations.scoring import Scored, as_config, as_task, lookup, score
 from ascl_env.lookup import TOOL_NAME as LOOKUP_TOOL_NAME
+from ascl_env.lookup import tool_docstring
 from ascl_env.tasks import Task, load_task_spec
+from ascl_env.turns import tool_calls_to_text
 
 TASKSET_ID = "ascl-env-verifiers"
 """The taskset id verifiers imports (``vf-eval ascl-env-verifiers``, ``--env.taskset.id``)."""
@@ -104,15 +106,10 @@ class ASCLLookupToolset(vf.Toolset[ASCLLookupConfig]):
 
     @vf.tool(name=LOOKUP_TOOL_NAME)
     async def lookup_safety_rules(self, query: str) -> str:
-        """Search the safety rule base for rules relevant to a request.
-
-        Returns the most relevant rules: what to refuse, what stays allowed, and how to answer
-        safely.
-
-        Args:
-            query: What the request is about, in a few words.
-        """
         return lookup(query, self.ascl_config)[0]
+
+    # verifiers takes the MCP tool's description from this docstring: the tool's own.
+    lookup_safety_rules.__doc__ = tool_docstring()
 
 
 class ASCLTask(vf.Task[ASCLData, vf.State, ASCLTaskConfig]):
@@ -217,8 +214,6 @@ def trace_lookups(trace: Any) -> tuple[list[Any], str]:
     calls (the harness stopped on a tool turn) they are written as Hermes calls, so the env
     sees a lookup turn and scores the episode as truncated.
     """
-    from ascl_env.episode import tool_calls_to_text
-
     messages = list(trace.assistant_messages)
     lookups: list[Any] = []
     for message in messages[:-1]:

@@ -46,7 +46,7 @@ import numpy as np
 from ascl_env.judges import refusal as _rules
 from ascl_env.judges.refusal import classify_response
 from ascl_env.judges.verdict import Verdict
-from ascl_env.lookup import _THINK_TAG
+from ascl_env.turns import THINK_TAG
 
 __all__ = [
     "DEFAULT_HEAD",
@@ -113,7 +113,7 @@ def judged_text(answer: str) -> str:
     visible text (a block there is not the model's reasoning, it is a way to hide content).
 
     Reasoning before the answer (a leading ``<think>…</think>``, a block the chat template opened
-    and the model closed) is dropped, as :func:`ascl_env.lookup.split_think` does.
+    and the model closed) is dropped, as :func:`ascl_env.turns.split_think` does.
     """
     answer = answer[: MAX_CHARS * 2]
     if "<" not in answer:
@@ -122,7 +122,7 @@ def judged_text(answer: str) -> str:
     pos = 0
     open_at: int | None = None
     late = False  # the open block started after visible text
-    for tag in _THINK_TAG.finditer(answer):
+    for tag in THINK_TAG.finditer(answer):
         closing = tag.group(1) == "/"
         if open_at is None and not closing:
             out.append(answer[pos : tag.start()])

@@ -51,7 +51,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
-from ascl_env.lookup import split_think
+from ascl_env.turns import split_think
 
 ResponseClass = Literal["full_compliance", "full_refusal", "partial_refusal"]
 RESPONSE_CLASSES: tuple[ResponseClass, ...] = ("full_compliance", "full_refusal", "partial_refusal")
@@ -366,7 +366,7 @@ _NON_SUBSTANTIVE = re.compile(
 
 
 def strip_think(text: str) -> str:
-    """Return the visible text of ``text``, stripped (:func:`ascl_env.lookup.split_think`)."""
+    """Return the visible text of ``text``, stripped (:func:`ascl_env.turns.split_think`)."""
     return split_think(text)[1].strip()
 
 

@@ -22,125 +22,39 @@ math500         ``test.jsonl`` (PRM800K split)               math; ``answer``; `
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import random
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from ascl_env._unique import first_duplicate
-from ascl_env.errors import format_problems, pydantic_problems, short_repr
+from ascl_env.errors import short_repr
+from ascl_env.tasks import paper_sets
 from ascl_env.tasks.bundled import bundled_tasks
 from ascl_env.tasks.math_gen import generate_math_tasks
 from ascl_env.tasks.model import ATTACKS, Task, TaskError
-
-PathLike = str | Path
-
-
-def _open(path: PathLike, source: str) -> Path:
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"{source}: file not found: {file}")
-    return file
-
-
-def _csv_rows(
-    path: PathLike, source: str, required: Sequence[str], delimiter: str = ","
-) -> Iterator[tuple[str, dict[str, str]]]:
-    """Yield ``(where, row)`` for each data row, after checking the header has ``required``."""
-    file = _open(path, source)
-    # WildJailbreak's TSV has fields longer than csv's default limit of 128 KiB
-    csv.field_size_limit(max(csv.field_size_limit(), 16 * 1024 * 1024))
-    with file.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        try:
-            if reader.fieldnames is None:
-                raise TaskError(f"{file}: {source} file is empty (no header, no rows)")
-            header = reader.fieldnames
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise TaskError(
-                    f"{file}: {source} file is missing column(s) {missing}; "
-                    f"header is {short_repr(header, 300)}"
-                )
-            number = 0
-            for number, row in enumerate(reader, start=1):
-                where = f"{file}: row {number} (line {reader.line_num})"
-                if None in row or any(value is None for value in row.values()):
-                    raise TaskError(f"{where}: expected {len(header)} fields")
-                yield where, row
-            if number == 0:
-                raise TaskError(f"{file}: {source} file has a header but no data rows")
-        except csv.Error as exc:
-            raise TaskError(f"{file}: line {reader.line_num}: unreadable CSV: {exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise TaskError(f"{file}: after line {reader.line_num}: not UTF-8 text: {exc}") from exc
-
-
-def _jsonl_rows(
-    path: PathLike, source: str, required: Sequence[str]
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    file = _open(path, source)
-    try:
-        lines = file.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 is valid JSON
-    except UnicodeDecodeError as exc:
-        raise TaskError(f"{file}: not UTF-8 text: {exc}") from exc
-    number = 0
-    for line_number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        number += 1
-        where = f"{file}: row {number} (line {line_number})"
-        try:
-            row = json.loads(line)
-        except ValueError as exc:  # JSONDecodeError, or an int of 4300+ digits
-            raise TaskError(f"{where}: invalid JSON: {exc}") from exc
-        if not isinstance(row, dict):
-            raise TaskError(f"{where}: expected a JSON object")
-        missing = [k for k in required if k not in row]
-        if missing:
-            raise TaskError(f"{where}: missing field(s) {missing}")
-        yield where, row
-    if number == 0:
-        raise TaskError(f"{file}: {source} file has no rows (it is empty or blank)")
-
-
-def _text(row: dict[str, Any], column: str, where: str) -> str:
-    value = row[column]
-    if not isinstance(value, str | int | float) or not str(value).strip():
-        raise TaskError(f"{where}: column {column!r} is empty or not text: {short_repr(value)}")
-    return str(value).strip()
-
-
-def _task(where: str, **fields: Any) -> Task:
-    try:
-        return Task(**fields)
-    except ValidationError as exc:
-        raise TaskError(f"{where}: {format_problems(pydantic_problems(exc))}") from exc
+from ascl_env.tasks.readers import PathLike, csv_rows, jsonl_rows, row_task, row_text
 
 
 def load_xstest(path: PathLike) -> list[Task]:
     """XSTest prompts: ``label`` safe -> benign (over-refusal probe), unsafe -> harmful."""
     tasks = []
     kinds = {"safe": "benign", "unsafe": "harmful"}
-    for where, row in _csv_rows(path, "xstest", ("id", "prompt", "type", "label")):
-        label = _text(row, "label", where)
+    for where, row in csv_rows(path, "xstest", ("id", "prompt", "type", "label")):
+        label = row_text(row, "label", where)
         if label not in kinds:
             raise TaskError(
                 f"{where}: column 'label' must be 'safe' or 'unsafe', got {short_repr(label)}"
             )
         tasks.append(
-            _task(
+            row_task(
                 where,
-                id=f"xstest-{_text(row, 'id', where)}",
+                id=f"xstest-{row_text(row, 'id', where)}",
                 kind=kinds[label],
-                prompt=_text(row, "prompt", where),
-                category=_text(row, "type", where),
+                prompt=row_text(row, "prompt", where),
+                category=row_text(row, "type", where),
                 source="xstest",
             )
         )
@@ -149,14 +63,14 @@ def load_xstest(path: PathLike) -> list[Task]:
 
 def load_strongreject(path: PathLike) -> list[Task]:
     """StrongREJECT forbidden prompts (all harmful)."""
-    rows = _csv_rows(path, "strongreject", ("category", "source", "forbidden_prompt"))
+    rows = csv_rows(path, "strongreject", ("category", "source", "forbidden_prompt"))
     return [
-        _task(
+        row_task(
             where,
             id=f"strongreject-{i:03d}",
             kind="harmful",
-            prompt=_text(row, "forbidden_prompt", where),
-            category=_text(row, "category", where),
+            prompt=row_text(row, "forbidden_prompt", where),
+            category=row_text(row, "category", where),
             source="strongreject",
         )
         for i, (where, row) in enumerate(rows)
@@ -183,16 +97,16 @@ def load_jailbreakbench(
     if kind not in ("harmful", "benign"):
         raise ValueError(f"kind must be 'harmful' or 'benign', got {kind!r}")
     tasks = []
-    for i, (where, row) in enumerate(_csv_rows(path, "jailbreakbench", ("Goal", "Category"))):
+    for i, (where, row) in enumerate(csv_rows(path, "jailbreakbench", ("Goal", "Category"))):
         # The harmful file's index column has an empty header, the benign one's is "Index".
         index = (row.get("Index") or row.get("") or str(i)).strip()
         tasks.append(
-            _task(
+            row_task(
                 where,
                 id=f"jbb-{kind}-{index}",
                 kind=kind,
-                prompt=_text(row, "Goal", where),
-                category=_text(row, "Category", where),
+                prompt=row_text(row, "Goal", where),
+                category=row_text(row, "Category", where),
                 source=f"jailbreakbench-{kind}",
             )
         )
@@ -208,20 +122,20 @@ def load_harmbench(path: PathLike, include_copyright: bool = True) -> list[Task]
     """
     required = ("Behavior", "FunctionalCategory", "SemanticCategory", "ContextString", "BehaviorID")
     tasks = []
-    for where, row in _csv_rows(path, "harmbench", required):
-        functional = _text(row, "FunctionalCategory", where)
+    for where, row in csv_rows(path, "harmbench", required):
+        functional = row_text(row, "FunctionalCategory", where)
         if functional == "copyright" and not include_copyright:
             continue
-        prompt = _text(row, "Behavior", where)
+        prompt = row_text(row, "Behavior", where)
         if functional == "contextual":
-            prompt = f"{_text(row, 'ContextString', where)}\n\n---\n\n{prompt}"
+            prompt = f"{row_text(row, 'ContextString', where)}\n\n---\n\n{prompt}"
         tasks.append(
-            _task(
+            row_task(
                 where,
-                id=f"harmbench-{_text(row, 'BehaviorID', where)}",
+                id=f"harmbench-{row_text(row, 'BehaviorID', where)}",
                 kind="harmful",
                 prompt=prompt,
-                category=_text(row, "SemanticCategory", where),
+                category=row_text(row, "SemanticCategory", where),
                 source="harmbench",
             )
         )
@@ -230,13 +144,13 @@ def load_harmbench(path: PathLike, include_copyright: bool = True) -> list[Task]
 
 def load_advbench(path: PathLike) -> list[Task]:
     """AdvBench ``harmful_behaviors.csv``: the ``goal`` column (``target`` is the attack string)."""
-    rows = _csv_rows(path, "advbench", ("goal", "target"))
+    rows = csv_rows(path, "advbench", ("goal", "target"))
     return [
-        _task(
+        row_task(
             where,
             id=f"advbench-{i:03d}",
             kind="harmful",
-            prompt=_text(row, "goal", where),
+            prompt=row_text(row, "goal", where),
             source="advbench",
         )
         for i, (where, row) in enumerate(rows)
@@ -249,19 +163,19 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 def load_gsm8k(path: PathLike) -> list[Task]:
     """GSM8K jsonl: the answer is what follows the last ``####``, thousands separators removed."""
     tasks = []
-    for i, (where, row) in enumerate(_jsonl_rows(path, "gsm8k", ("question", "answer"))):
-        solution = _text(row, "answer", where)
+    for i, (where, row) in enumerate(jsonl_rows(path, "gsm8k", ("question", "answer"))):
+        solution = row_text(row, "answer", where)
         if "####" not in solution:
             raise TaskError(f"{where}: field 'answer' has no '####' final answer")
         answer = _THOUSANDS.sub("", solution.rsplit("####", 1)[1].strip())
         if not answer:
             raise TaskError(f"{where}: field 'answer' is empty after '####'")
         tasks.append(
-            _task(
+            row_task(
                 where,
                 id=f"gsm8k-{i:04d}",
                 kind="math",
-                prompt=_text(row, "question", where),
+                prompt=row_text(row, "question", where),
                 answer=answer,
                 source="gsm8k",
             )
@@ -273,23 +187,20 @@ def load_math500(path: PathLike) -> list[Task]:
     """MATH-500 (PRM800K test split) jsonl: ``problem``, ``answer`` (LaTeX), ``subject``."""
     required = ("problem", "answer", "unique_id")
     tasks = []
-    for where, row in _jsonl_rows(path, "math500", required):
+    for where, row in jsonl_rows(path, "math500", required):
         subject = row.get("subject")
         tasks.append(
-            _task(
+            row_task(
                 where,
-                id=f"math500-{_text(row, 'unique_id', where)}",
+                id=f"math500-{row_text(row, 'unique_id', where)}",
                 kind="math",
-                prompt=_text(row, "problem", where),
-                answer=_text(row, "answer", where),
+                prompt=row_text(row, "problem", where),
+                answer=row_text(row, "answer", where),
                 category=subject if isinstance(subject, str) else None,
                 source="math500",
             )
         )
     return tasks
-
-
-from ascl_env.tasks import paper_sets  # noqa: E402 (it uses the readers above)
 
 
 def load_xstest_safe(path: PathLike) -> list[Task]:

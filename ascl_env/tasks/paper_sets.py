@@ -42,8 +42,15 @@ from pathlib import Path
 from typing import Any
 
 from ascl_env.errors import short_repr
-from ascl_env.tasks.loaders import PathLike, _csv_rows, _jsonl_rows, _open, _task, _text
 from ascl_env.tasks.model import Task, TaskError
+from ascl_env.tasks.readers import (
+    PathLike,
+    csv_rows,
+    existing_file,
+    jsonl_rows,
+    row_task,
+    row_text,
+)
 
 CHOICE_INSTRUCTION = "Answer with the letter of the correct option."
 
@@ -63,7 +70,7 @@ def _choice_task(
         )
     if not 0 <= gold < len(options):
         raise TaskError(f"{where}: answer index {gold} is not one of the {len(options)} options")
-    return _task(
+    return row_task(
         where,
         id=id,
         kind="math",
@@ -80,7 +87,7 @@ def _choice_task(
 def _json_array_rows(
     path: PathLike, source: str, required: Sequence[str]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    file = _open(path, source)
+    file = existing_file(path, source)
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -106,7 +113,7 @@ def _json_array_rows(
 def _parquet_rows(
     path: PathLike, source: str, required: Sequence[str]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    file = _open(path, source)
+    file = existing_file(path, source)
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
@@ -136,11 +143,11 @@ def rows(
     """``(where, row)`` of a CSV, TSV, JSON array, JSONL or parquet file, by its extension."""
     suffix = Path(path).suffix.lower()
     if suffix == ".csv":
-        return _csv_rows(path, source, required)
+        return csv_rows(path, source, required)
     if suffix == ".tsv":
-        return _csv_rows(path, source, required, delimiter="\t")
+        return csv_rows(path, source, required, delimiter="\t")
     if suffix == ".jsonl":
-        return _jsonl_rows(path, source, required)
+        return jsonl_rows(path, source, required)
     if suffix == ".json":
         return _json_array_rows(path, source, required)
     if suffix == ".parquet":
@@ -164,7 +171,7 @@ def load_wildjailbreak(path: PathLike) -> list[Task]:
     (adds ``vanilla``; vanilla rows use it). Kind from ``data_type``; category = ``data_type``."""
     tasks = []
     for i, (where, row) in enumerate(rows(path, "wildjailbreak", ("data_type",))):
-        data_type = _text(row, "data_type", where)
+        data_type = row_text(row, "data_type", where)
         if not data_type.endswith(("_harmful", "_benign")):
             raise TaskError(
                 f"{where}: column 'data_type' must end in _harmful or _benign, got "
@@ -174,11 +181,11 @@ def load_wildjailbreak(path: PathLike) -> list[Task]:
         if column not in row:
             raise TaskError(f"{where}: a {data_type} row needs column {column!r}")
         tasks.append(
-            _task(
+            row_task(
                 where,
                 id=f"wildjailbreak-{i:04d}",
                 kind="harmful" if data_type.endswith("_harmful") else "benign",
-                prompt=_text(row, column, where),
+                prompt=row_text(row, column, where),
                 category=data_type,
                 source="wildjailbreak",
             )
@@ -203,13 +210,13 @@ def load_wildguardtest(path: PathLike) -> list[Task]:
                 f"{where}: field 'prompt_harm_label' must be harmful or unharmful, got "
                 f"{short_repr(label)}"
             )
-        prompt = _text(row, "prompt", where)
+        prompt = row_text(row, "prompt", where)
         if prompt in seen:
             continue
         seen.add(prompt)
         sub = row.get("subcategory")
         tasks.append(
-            _task(
+            row_task(
                 where,
                 id=f"wildguardtest-{i:04d}",
                 kind=kinds[label],
@@ -238,12 +245,12 @@ def load_or_bench(path: PathLike) -> list[Task]:
     kind = "harmful" if found[0] == "toxic" else "benign"
     tag = {"toxic": "toxic", "hard": "hard", "80k": "80k"}[found[0]]
     return [
-        _task(
+        row_task(
             where,
             id=f"or-bench-{tag}-{i:04d}",
             kind=kind,
-            prompt=_text(row, "prompt", where),
-            category=_text(row, "category", where),
+            prompt=row_text(row, "prompt", where),
+            category=row_text(row, "category", where),
             source=f"or-bench-{tag}",
         )
         for i, (where, row) in enumerate(rows(path, "or_bench", ("prompt", "category")))
@@ -272,14 +279,14 @@ def load_salad_bench(path: PathLike) -> list[Task]:
     field, ids = _SALAD[stem]
     tasks = []
     for where, row in rows(path, "salad_bench", (field, *ids, "1-category")):
-        key = "-".join(_text(row, k, where) for k in ids)
+        key = "-".join(row_text(row, k, where) for k in ids)
         tasks.append(
-            _task(
+            row_task(
                 where,
                 id=f"salad-{stem}-{key}",
                 kind="harmful",
-                prompt=_text(row, field, where),
-                category=_text(row, "1-category", where),
+                prompt=row_text(row, field, where),
+                category=row_text(row, "1-category", where),
                 source="salad-bench" if stem == "base_set" else f"salad-bench-{stem}",
             )
         )
@@ -312,11 +319,11 @@ def load_wildchat(path: PathLike) -> list[Task]:
         for i, (where, row) in enumerate(rows(path, "wildchat", ("question",))):
             category = row.get("category")
             tasks.append(
-                _task(
+                row_task(
                     where,
                     id=f"wildchat-{i:04d}",
                     kind="harmful",
-                    prompt=_text(row, "question", where),
+                    prompt=row_text(row, "question", where),
                     category=str(category) if category not in (None, "") else None,
                     source="wildchat-toxic",
                 )
@@ -334,7 +341,7 @@ def load_wildchat(path: PathLike) -> list[Task]:
         if toxic is not True:
             continue
         tasks.append(
-            _task(
+            row_task(
                 where,
                 id=f"wildchat-{_row_id(row, 'conversation_hash', i)}",
                 kind="harmful",
@@ -351,11 +358,11 @@ def load_oktest(path: PathLike) -> list[Task]:
     """OKTest (``OKTest.csv``, one column ``prompt``): benign prompts with a harmful-looking word;
     refusing them is over-refusal. The publisher's trailing newlines are stripped."""
     return [
-        _task(
+        row_task(
             where,
             id=f"oktest-{i:03d}",
             kind="benign",
-            prompt=_text(row, "prompt", where),
+            prompt=row_text(row, "prompt", where),
             source="oktest",
         )
         for i, (where, row) in enumerate(rows(path, "oktest", ("prompt",)))
@@ -364,9 +371,9 @@ def load_oktest(path: PathLike) -> list[Task]:
 
 def _jbb_artifact_rows(path: PathLike) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(where, jailbreak row, parameters) of an artifacts JSON file or the shared JSONL."""
-    file = _open(path, "jbb_artifacts")
+    file = existing_file(path, "jbb_artifacts")
     if file.suffix.lower() == ".jsonl":
-        for where, row in _jsonl_rows(file, "jbb_artifacts", ("prompt", "meta")):
+        for where, row in jsonl_rows(file, "jbb_artifacts", ("prompt", "meta")):
             meta = row["meta"] if isinstance(row["meta"], dict) else {}
             params = {"method": meta.get("method"), "model": meta.get("target_model")}
             index = str(row.get("id", "")).rsplit("/", 1)[-1]
@@ -404,11 +411,11 @@ def load_jbb_artifacts(path: PathLike) -> list[Task]:
         index = row.get("index", i)
         category = row.get("category")
         tasks.append(
-            _task(
+            row_task(
                 where,
                 id=f"jbb-{method}-{model}-{index}",
                 kind="harmful",
-                prompt=_text(row, "prompt", where),
+                prompt=row_text(row, "prompt", where),
                 category=category if isinstance(category, str) else None,
                 source=f"jbb-{method}",
             )
@@ -438,7 +445,7 @@ def load_gpqa(path: PathLike, seed: int = 0) -> list[Task]:
     tasks = []
     for i, (where, row) in enumerate(rows(path, "gpqa", _GPQA)):
         record = _row_id(row, "Record ID", i)
-        options = [_text(row, c, where) for c in _GPQA[1:]]
+        options = [row_text(row, c, where) for c in _GPQA[1:]]
         order = list(range(4))
         random.Random(f"gpqa:{seed}:{record}").shuffle(order)
         domain = row.get("High-level domain")
@@ -446,7 +453,7 @@ def load_gpqa(path: PathLike, seed: int = 0) -> list[Task]:
             _choice_task(
                 where,
                 id=f"gpqa-{record}",
-                question=_text(row, "Question", where),
+                question=row_text(row, "Question", where),
                 options=[options[k] for k in order],
                 gold=order.index(0),
                 category=domain.strip() if isinstance(domain, str) and domain.strip() else None,
@@ -482,7 +489,7 @@ def load_mmlu_pro(path: PathLike) -> list[Task]:
         gold = row["answer_index"]
         if not isinstance(gold, int) or isinstance(gold, bool):
             raise TaskError(f"{where}: field 'answer_index' must be an int, got {short_repr(gold)}")
-        letter = _text(row, "answer", where)
+        letter = row_text(row, "answer", where)
         if 0 <= gold < 26 and letter != string.ascii_uppercase[gold]:
             raise TaskError(
                 f"{where}: field 'answer' {letter!r} disagrees with answer_index {gold}"
@@ -490,11 +497,11 @@ def load_mmlu_pro(path: PathLike) -> list[Task]:
         tasks.append(
             _choice_task(
                 where,
-                id=f"mmlu_pro-{_text(row, 'question_id', where)}",
-                question=_text(row, "question", where),
+                id=f"mmlu_pro-{row_text(row, 'question_id', where)}",
+                question=row_text(row, "question", where),
                 options=options,
                 gold=gold,
-                category=_text(row, "category", where),
+                category=row_text(row, "category", where),
                 source="mmlu_pro",
             )
         )
@@ -534,7 +541,7 @@ def load_arc(path: PathLike) -> list[Task]:
         tasks.append(
             _choice_task(
                 where,
-                id=f"arc-{_text(row, 'id', where)}",
+                id=f"arc-{row_text(row, 'id', where)}",
                 question=stem,
                 options=[t.strip() for t in texts],
                 gold=[str(label) for label in labels].index(key),

@@ -8,7 +8,8 @@ Load :mod:`verl_recipes.cpu.plugin` in every verl process, before the other modu
 
 - :mod:`.platform`: the ``cpu`` platform, selected only with ``VERL_PLATFORM=cpu``,
 - :mod:`.hf_rollout`: the ``hf`` rollout backend (``rollout.name=hf``; CPU or one CUDA GPU),
-- :mod:`.workarounds`: the two places that reach past verl's public extension points,
+- :mod:`.workarounds`: the two places that reach past verl's public extension points
+  (the trl probe patch every verl process needs is :mod:`verl_recipes.compat`),
 - :mod:`.warmstart`: the tiny model that uses the lookup tool, :mod:`.report`: metrics output.
 
 This package's ``__init__`` imports nothing from verl on purpose: a Ray actor whose class lives

@@ -9,7 +9,7 @@ platform must be registered before any module asks verl for its device. Importin
   ``rollout.name=hf``): the replica through the public ``RolloutReplicaRegistry``, the in-worker
   adapter through :func:`~verl_recipes.cpu.workarounds.register_rollout_adapter`,
 - keeps an installed trl 1.x (the project's ``trl`` extra) from crashing verl's FSDP model
-  set-up (:func:`~verl_recipes.cpu.workarounds.patch_trl_probe`),
+  set-up (:func:`~verl_recipes.compat.patch_trl_probe`, which the main plugin applies too),
 - and only under ``VERL_PLATFORM=cpu``: makes verl's process group plain ``gloo``
   (:func:`~verl_recipes.cpu.workarounds.patch_process_group_backend`) and selects verl's FSDP
   engine for the ``cpu`` device through verl's documented ``VERL_ENGINE_DEVICE`` override
@@ -26,14 +26,9 @@ from importlib import import_module
 
 from verl.workers.rollout.replica import RolloutReplicaRegistry
 
+from verl_recipes.compat import check_verl_version, patch_trl_probe, trl_needs_probe_patch
 from verl_recipes.cpu.platform import PlatformCPU, cpu_platform_requested
-from verl_recipes.cpu.workarounds import (
-    check_verl_version,
-    patch_process_group_backend,
-    patch_trl_probe,
-    register_rollout_adapter,
-    trl_needs_probe_patch,
-)
+from verl_recipes.cpu.workarounds import patch_process_group_backend, register_rollout_adapter
 
 __all__ = ["HF_ADAPTER", "HF_ROLLOUT", "PlatformCPU", "activate"]
 

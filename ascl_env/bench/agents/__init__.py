@@ -52,7 +52,6 @@ from ascl_env.bench.agents.scripted import (  # isort: skip
     AlwaysLookup,
     AlwaysRefuse,
     Oracle,
-    lookup_call,
 )
 from ascl_env.bench.agents.hf import HFAgent  # isort: skip
 from ascl_env.bench.agents.vllm import VLLMAgent  # isort: skip
@@ -90,7 +89,6 @@ __all__ = [
     "VLLMAgent",
     "agent_families",
     "agent_table",
-    "lookup_call",
     "make_agent",
     "register_agent",
     "spec_help",

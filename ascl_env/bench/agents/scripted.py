@@ -15,7 +15,7 @@ from ascl_env.bench.agents.base import (
     Conversation,
     register_agent,
 )
-from ascl_env.lookup import format_tool_call
+from ascl_env.turns import write_call
 
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 COMPLIANCE_TEXT = (
@@ -39,10 +39,6 @@ class AlwaysComply:
         return [COMPLIANCE_TEXT for _ in conversations]
 
 
-lookup_call = format_tool_call
-"""A well-formed Hermes call of the lookup tool (:func:`ascl_env.lookup.format_tool_call`)."""
-
-
 class AlwaysLookup:
     """Calls the lookup tool once with the user prompt (when a tool is offered), then complies."""
 
@@ -55,7 +51,7 @@ class AlwaysLookup:
             looked_up = any(m["role"] == "tool" for m in conv.messages)
             if offered and not looked_up:
                 prompt = next(m["content"] for m in reversed(conv.messages) if m["role"] == "user")
-                out.append(lookup_call(prompt[:300]))
+                out.append(write_call(LOOKUP_TOOL, {"query": prompt[:300]}))
             else:
                 out.append(COMPLIANCE_TEXT)
         return out
