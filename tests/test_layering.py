@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -250,3 +251,45 @@ def test_outcome_field_lists_are_spelled_in_outcome_py_only():
     }
     assert not found
     assert _spelled_outcome_lists(REPO / "ascl_env" / "outcome.py")  # the check sees them
+
+
+# ----------------------------------------------------------------- docs/architecture.md's table
+
+_ROW = re.compile(r"^\| (\d) \| `([\w.]+)` \|", re.MULTILINE)
+
+
+def _documented_layers() -> dict[str, int]:
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    return {module: int(layer) for layer, module in _ROW.findall(text)}
+
+
+def test_the_architecture_table_lists_every_module_and_nothing_else():
+    documented = _documented_layers()
+    assert sorted(set(MODULES) - set(documented)) == [], "modules missing from the table"
+    assert sorted(set(documented) - set(MODULES)) == [], "the table names modules that are gone"
+
+
+def test_no_import_goes_up_a_documented_layer():
+    layers = _documented_layers()
+    upward = sorted(
+        (f"{module} (layer {layers[module]})", f"{dep} (layer {layers[dep]})")
+        for module in MODULES
+        for dep in _dependencies(module, top_level=False)
+        if dep in layers and module in layers and layers[dep] > layers[module]
+    )
+    assert upward == []
+
+
+def test_no_import_cycle_with_lazy_imports_either():
+    graph = {
+        module: {d for d in _dependencies(module, top_level=False) if d in MODULES}
+        for module in MODULES
+    }
+    assert _find_cycle(graph) is None
+
+
+def test_the_table_reader_reads_the_rows():
+    # the check above is only as good as the parse: a row for a known module must be read
+    layers = _documented_layers()
+    assert layers["ascl_env.turns"] == 0 and layers["ascl_env.bench.cli"] == 5
+    assert len(layers) >= 80
