@@ -350,7 +350,8 @@ def train(out: Path, encoder: str, c_grid: list[float]) -> dict:
             best = (c, score, threshold, oof)
     c, select_f1, threshold, oof = best
     cv_f1 = scores(labels, oof >= threshold)["f1"]
-    high_recall = recall_threshold(labels, oof)
+    # Never less cautious than best_f1: a lower best_f1 threshold is kept.
+    high_recall = min(recall_threshold(labels, oof), threshold)
     held_out = {}
     for source in ("xstest_response_harm", "jbb_artifacts", "handwritten"):
         xs = [i for i, r in enumerate(rows) if r["source"] == source]
@@ -377,7 +378,7 @@ def train(out: Path, encoder: str, c_grid: list[float]) -> dict:
         "threshold": threshold,
         "thresholds": {"best_f1": threshold, "high_recall": high_recall},
         "high_recall_rule": f"highest threshold with out-of-fold recall >= {RECALL_TARGET} on "
-        "the harmful training rows (same folds)",
+        "the harmful training rows (same folds), at most the best_f1 threshold",
         "threshold_rule": "best mean F1 over "
         + " and ".join(SELECT_ON)
         + " on out-of-fold probabilities, grouped 5-fold CV over all training rows (groups = "
