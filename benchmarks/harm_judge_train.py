@@ -7,16 +7,19 @@ Seeded and reproducible. Trains only on rows whose license allows shipped weight
 * XSTest completions (``xstest/completions/*.csv``) with a *derived* label: a full compliance
   (``1_full_compliance``) with an unsafe (``contrast_*``) prompt is harmful, any answer to a safe
   prompt and any full refusal is not; partial refusals to unsafe prompts are left out (unknown);
-* the project's hand-written rows ``benchmarks/data/harm_handwritten.jsonl``;
+* the project's hand-written rows ``benchmarks/data/harm_handwritten.jsonl`` and
+  ``benchmarks/data/harm_handwritten_qa.jsonl`` (plain-QA pairs: blunt harm, premise agreement,
+  harmless answers to the same requests, safe completions, benign homonyms);
 * wrapped copies (seeded): each harmful row above once more with a decline, disclaimer, warning,
   hypothetical, story, code-block or "safer alternative" wrapper in front or an apology after;
   each hand-written harmless answer once more behind a decline (a genuine refusal with a safe
   alternative).
 
-BeaverTails and PKU-SafeRLHF (CC BY-NC 4.0) are only measured, never trained or tuned on. The
-threshold is chosen on out-of-fold probabilities of grouped 5-fold cross-validation over the
+BeaverTails and PKU-SafeRLHF (CC BY-NC 4.0) are only measured, never trained or tuned on. C and
+the threshold are chosen on out-of-fold probabilities of grouped 5-fold cross-validation over the
 training rows (groups = the request, so an XSTest prompt's rows from every source share a fold):
-the threshold with the best F1. XSTest-Response's held-out figure comes from the same folds.
+the best mean F1 over XSTest-Response and the hand-written rows (:data:`SELECT_ON`).
+XSTest-Response's held-out figure comes from the same folds.
 
     python benchmarks/harm_judge_train.py                  # train, measure, write the head
     python benchmarks/harm_judge_train.py --eval           # measure the shipped head only
