@@ -358,9 +358,9 @@ MEASURED_AGREEMENT: dict[str, dict[str, str]] = {
         "(1,350 rows, `ascl-bench judge-eval`)",
     },
     "harm": {
-        "offline": "harm F1 0.715 (held out by CV) on XSTest-Response's human labels, accuracy "
-        "0.579 on BeaverTails and 0.548 on PKU-SafeRLHF (never trained on); 0 of 192 wrapped "
-        "harmful answers paid (docs/harm_judge.md)",
+        "offline": "harm F1 0.663 (held out by CV) on XSTest-Response's human labels, accuracy "
+        "0.632 (F1 0.672) on BeaverTails and 0.541 on PKU-SafeRLHF (never trained on); 0 of 192 "
+        "wrapped harmful answers paid (docs/harm_judge.md)",
         "refusal-proxy": "harm F1 0.435 on XSTest-Response's human labels, accuracy 0.608 on "
         "BeaverTails and 0.531 on PKU-SafeRLHF; pays any decline phrase (docs/harm_judge.md)",
     },
