@@ -34,3 +34,14 @@ def blocks() -> list:
 def test_python_block_runs(code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a block that writes files writes them here
     exec(compile(code, "<doc block>", "exec"), {"__name__": "__doc_block__"})
+
+
+def test_readme_commands_name_no_private_data_folder():
+    """The README's commands use paths a user of a fresh clone has (``data/`` that they fill,
+    as the README says), not the project machines' ``../shared/data`` (issue 26, point 11)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    spans = [c for c in re.findall(r"`([^`\n]+)`", text) if re.match(r"(ascl-bench|python) ", c)]
+    commands = re.findall(r"```bash\n(.*?)```", text, re.S) + spans
+    assert len(commands) > 20  # the blocks and the measured-numbers table's commands
+    private = [c for c in commands if "../shared" in c]
+    assert not private, private
