@@ -228,9 +228,11 @@ def run_episodes(
     Rows written before a stop stay.
 
     With an LLM judge (``env_kwargs["judge"] == "llm"``) the turns of a batch are stepped (and
-    so judged) ``judge_concurrency`` at a time, and after ``max_judge_failures`` verdicts in a
-    row failed the judge is not called again during this run: its answers are scored by the
-    fallback judge with ``judge_error`` set (``None``: keep calling it).
+    so judged) ``judge_concurrency`` at a time while the next batch is generated (see
+    :func:`_run_batched`; rows then come in the order episodes end), and after
+    ``max_judge_failures`` verdicts in a row failed the judge is not called again during this
+    run: its answers are scored by the fallback judge with ``judge_error`` set (``None``: keep
+    calling it).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
