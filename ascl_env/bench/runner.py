@@ -226,9 +226,11 @@ def run_episodes(
     Rows written before a stop stay.
 
     With an LLM judge (``env_kwargs["judge"] == "llm"``) the turns of a batch are stepped (and
-    so judged) ``judge_concurrency`` at a time, and after ``max_judge_failures`` verdicts in a
-    row failed the judge is not called again during this run: its answers are scored by the
-    fallback judge with ``judge_error`` set (``None``: keep calling it).
+    so judged) ``judge_concurrency`` at a time while the next batch is generated (see
+    :func:`_run_batched`; rows then come in the order episodes end), and after
+    ``max_judge_failures`` verdicts in a row failed the judge is not called again during this
+    run: its answers are scored by the fallback judge with ``judge_error`` set (``None``: keep
+    calling it).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -326,80 +328,125 @@ def _run_batched(
     batch_size: int,
     steppers: int = 1,
 ) -> None:
-    # steps that end an episode wait on the LLM judge: several at once (each env is its own)
+    """Generate the next turn of up to ``batch_size`` episodes per ``agent.generate`` call and
+    step each text in its episode's environment.
+
+    With ``steppers == 1`` the turns are stepped in this thread, so a batch is the episodes
+    still going after the previous one plus new ones. With more (an LLM judge: an episode's
+    last step waits on a verdict) they are stepped on a pool of ``steppers`` threads and this
+    thread does not wait for a whole batch's verdicts: up to ``batch_size + steppers``
+    episodes are open, and the next batch (episodes whose step came back, oldest first, then
+    new ones) is generated as soon as it is full, while earlier verdicts are still out. So no
+    batch waits for its slowest verdict and the pool is never idle while a batch is generated;
+    rows are written in the order their episodes end.
+    """
     pool = ThreadPoolExecutor(steppers, "ascl-step") if steppers > 1 else None
-    active: list[_Active] = []
-    queue_ = iter(todo)
+    limit = batch_size + (steppers if pool is not None else 0)  # most episodes open at once
+    ready: list[_Active] = []  # awaiting their next turn: continuing episodes first
+    stepping: dict[Future, _Active] = {}
+    plans = iter(todo)
+    exhausted = False
+
+    def finish(item: _Active, terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
+        if terminated or truncated:
+            row = _episode_row(
+                item.plan,
+                agent.name,
+                item.conversation.meta["rules_mode"],
+                info,
+                item.turns,
+                wall_s=time.perf_counter() - item.started,
+                env_s=item.env_s,
+            )
+            item.env.close()
+            emit(row)
+        else:
+            item.conversation.messages = info["messages"]
+            ready.append(item)
+
+    def collect(done: set[Future] | list[Future]) -> None:
+        for future in sorted(done, key=lambda f: stepping[f].plan.index):
+            result = future.result()  # a step that raised leaves its env to the finally below
+            finish(stepping.pop(future), *result)
+
     try:
         while True:
-            while len(active) < batch_size and (plan := next(queue_, None)) is not None:
-                env = make_env(plan.task)
-                started = time.perf_counter()
-                _, info = env.reset(seed=plan.seed, options={"task_id": plan.task.id})
-                meta = {
-                    k: info[k] for k in ("task_kind", "task_id", "category", "source", "rules_mode")
-                }
-                # Agents seed each episode's sampling with it: a fixed per-request seed would
-                # give every repeat of a task (--n) the same text.
-                meta["seed"] = plan.seed
-                conv = Conversation(info["messages"], info["tools"], meta)
-                item = _Active(plan, env, conv, started)
-                item.env_s += time.perf_counter() - started
-                active.append(item)
-            if not active:
-                break
-            conversations = [item.conversation for item in active]
-            t0 = time.perf_counter()
-            try:
-                texts = agent.generate(conversations)
-            except Exception as exc:
-                raise RunError(
-                    f"agent {agent.name} failed on episodes "
-                    f"{[item.plan.index for item in active]}: {exc}. {saved()}"
-                ) from exc
-            spent = time.perf_counter() - t0
-            stats.generate_s += spent
-            stats.generate_calls += 1
-            if not isinstance(texts, list) or len(texts) != len(active):
-                got = len(texts) if isinstance(texts, list) else type(texts).__name__
-                raise RunError(f"agent {agent.name} returned {got} texts for {len(active)} turns")
-            gens = []
-            for item, out in zip(active, texts, strict=True):
-                gen = _as_generation(agent.name, out, item.plan.index)
-                # an agent that does not time its rows gets an equal share of the call
-                share = gen.seconds if gen.seconds is not None else spent / len(active)
-                item.turns.append(
-                    {
-                        "finish_reason": finish_reason(gen.finish_reason),
-                        "completion_tokens": gen.completion_tokens,
-                        "generate_s": round(share, 6),
-                    }
-                )
-                gens.append(gen.text)
-            steps = pool.map(_step, active, gens) if pool else map(_step, active, gens)
-            still: list[_Active] = []
-            for item, (terminated, truncated, info) in zip(active, steps, strict=True):
-                if terminated or truncated:
-                    row = _episode_row(
-                        item.plan,
-                        agent.name,
-                        item.conversation.meta["rules_mode"],
-                        info,
-                        item.turns,
-                        wall_s=time.perf_counter() - item.started,
-                        env_s=item.env_s,
-                    )
-                    emit(row)
-                    item.env.close()
+            collect([f for f in stepping if f.done()])
+            while not exhausted and len(ready) < batch_size and len(ready) + len(stepping) < limit:
+                plan = next(plans, None)
+                if plan is None:
+                    exhausted = True
                 else:
-                    item.conversation.messages = info["messages"]
-                    still.append(item)
-            active = still
+                    ready.append(_start(plan, make_env))
+            if stepping and len(ready) < batch_size:
+                # a short batch: wait for verdicts (episodes come back or end, new ones start)
+                collect(wait(stepping, return_when=FIRST_COMPLETED).done)
+                continue
+            if not ready:
+                break
+            active, ready = ready[:batch_size], ready[batch_size:]
+            texts = _generate(agent, active, saved, stats)
+            if pool is None:
+                for item, text in zip(active, texts, strict=True):
+                    finish(item, *_step(item, text))
+            else:
+                for item, text in zip(active, texts, strict=True):
+                    stepping[pool.submit(_step, item, text)] = item
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        for item in active:
+        for item in [*ready, *stepping.values()]:
             item.env.close()
+
+
+def _start(plan: EpisodePlan, make_env: Callable[[Task], gymnasium.Env]) -> _Active:
+    """Make and reset ``plan``'s environment."""
+    env = make_env(plan.task)
+    started = time.perf_counter()
+    _, info = env.reset(seed=plan.seed, options={"task_id": plan.task.id})
+    meta = {k: info[k] for k in ("task_kind", "task_id", "category", "source", "rules_mode")}
+    # Agents seed each episode's sampling with it: a fixed per-request seed would give every
+    # repeat of a task (--n) the same text.
+    meta["seed"] = plan.seed
+    conv = Conversation(info["messages"], info["tools"], meta)
+    item = _Active(plan, env, conv, started)
+    item.env_s += time.perf_counter() - started
+    return item
+
+
+def _generate(
+    agent: Agent, active: list[_Active], saved: Callable[[], str], stats: RunStats
+) -> list[str]:
+    """One ``agent.generate`` call for ``active``'s next turns; records each turn's finish
+    reason, tokens and time, and returns the texts."""
+    t0 = time.perf_counter()
+    try:
+        texts = agent.generate([item.conversation for item in active])
+    except Exception as exc:
+        raise RunError(
+            f"agent {agent.name} failed on episodes "
+            f"{[item.plan.index for item in active]}: {exc}. {saved()}"
+        ) from exc
+    spent = time.perf_counter() - t0
+    stats.generate_s += spent
+    stats.generate_calls += 1
+    if not isinstance(texts, list) or len(texts) != len(active):
+        got = len(texts) if isinstance(texts, list) else type(texts).__name__
+        raise RunError(f"agent {agent.name} returned {got} texts for {len(active)} turns")
+    gens = []
+    for item, out in zip(active, texts, strict=True):
+        gen = _as_generation(agent.name, out, item.plan.index)
+        # an agent that does not time its rows gets an equal share of the call
+        share = gen.seconds if gen.seconds is not None else spent / len(active)
+        item.turns.append(
+            {
+                "finish_reason": finish_reason(gen.finish_reason),
+                "completion_tokens": gen.completion_tokens,
+                "generate_s": round(share, 6),
+            }
+        )
+        gens.append(gen.text)
+    return gens
 
 
 def _step(item: _Active, text: str) -> tuple[bool, bool, dict[str, Any]]:

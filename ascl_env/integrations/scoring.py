@@ -38,15 +38,6 @@ class Scored:
     messages: list[dict[str, Any]] = field(repr=False)
 
 
-def as_config(config: ASCLConfig | Mapping[str, Any] | None = None, **overrides: Any) -> ASCLConfig:
-    """An :class:`ASCLConfig` from a config, a dict of its fields, or keyword fields."""
-    if isinstance(config, ASCLConfig):
-        return (
-            ASCLConfig.model_validate({**config.model_dump(), **overrides}) if overrides else config
-        )
-    return ASCLConfig(**{**dict(config or {}), **overrides})
-
-
 def as_task(task: Task | Mapping[str, Any] | str, where: str = "task") -> Task:
     """A :class:`Task` from a Task, its dict, or its JSON text; a bad one names ``where``."""
     if isinstance(task, Task):

@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ascl_env.config import ASCLConfig
+from ascl_env.config import ASCLConfig, as_config
 from ascl_env.env import ASCLEnv, default_system_prompt
-from ascl_env.integrations.scoring import Scored, as_config, as_task, lookup, score
+from ascl_env.integrations.scoring import Scored, as_task, lookup, score
 from ascl_env.lookup import tool_docstring
 from ascl_env.tasks import Task, load_task_spec
 from ascl_env.turns import tool_calls_to_text

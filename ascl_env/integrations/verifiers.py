@@ -33,9 +33,9 @@ from pydantic import Field, field_validator
 from verifiers.v1.harnesses.null import NullHarness
 from verifiers.v1.harnesses.utils.launch import CHAT_PROGRAM_SOURCE, launch_chat_program
 
-from ascl_env.config import ASCLConfig
+from ascl_env.config import ASCLConfig, as_config
 from ascl_env.env import default_system_prompt
-from ascl_env.integrations.scoring import Scored, as_config, as_task, lookup, score
+from ascl_env.integrations.scoring import Scored, as_task, lookup, score
 from ascl_env.lookup import TOOL_NAME as LOOKUP_TOOL_NAME
 from ascl_env.lookup import tool_docstring
 from ascl_env.tasks import Task, load_task_spec
