@@ -345,6 +345,38 @@ class ASCLAgentLoop(AgentLoopBase):
             token_ids, mask, logprobs = merge.token_ids, new_mask, new_logprobs or []
             messages = info["messages"]
 
+        return self._output(
+            token_ids,
+            prompt_length,
+            mask,
+            logprobs,
+            info,
+            float(reward),
+            metrics,
+            extra_fields,
+            spoofs=spoofs,
+            end=end,
+            turn_rewards=turn_rewards,
+        )
+
+    def _output(
+        self,
+        token_ids: list[int],
+        prompt_length: int,
+        mask: list[int],
+        logprobs: list[float],
+        info: dict[str, Any],
+        reward: float,
+        metrics: dict[str, Any],
+        extra_fields: dict[str, Any],
+        *,
+        spoofs: int,
+        end: str,
+        turn_rewards: list[float],
+    ) -> AgentLoopOutput:
+        """The rollout verl trains on: tokens, mask and log-probs cut to ``response_length``,
+        the env's reward, and the outcome fields verl logs per rollout."""
+        turn = self.turn_tokens
         if not mask:
             # Nothing was generated: one mask-0 token gives verl's reward placement a position.
             token_ids, mask = token_ids + list(turn.turn_end[:1]), [0]
@@ -370,7 +402,7 @@ class ASCLAgentLoop(AgentLoopBase):
             response_ids=response_ids[: self.response_length],
             response_mask=mask[: self.response_length],
             response_logprobs=logprobs[: self.response_length] if logprobs else None,
-            reward_score=float(reward),
+            reward_score=reward,
             num_turns=_num_turns(info["messages"]),
             metrics=AgentLoopMetrics(**metrics),
             extra_fields=extra_fields,
