@@ -25,9 +25,10 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ascl_env._unique import first_duplicate
 from ascl_env.errors import short_repr
@@ -344,6 +345,73 @@ def _builtin(name: str, n_math: int, seed: int) -> list[Task]:
     return bundled_tasks(kinds, n_math=n_math, seed=seed)
 
 
+class _Entry(NamedTuple):
+    """One entry of a task spec, read and checked (nothing loaded yet)."""
+
+    written: str  # as written, attack suffix included
+    bare: str  # without the attack suffix (what errors and the wrapper name)
+    name: str  # the source
+    path: str | None  # None for a built-in source
+    limit: int | None  # :N
+    method: str  # how :N samples
+    attack: str | None  # @wrapper
+
+
+def _read_entry(entry: str, known: str) -> _Entry:
+    """Read one task-spec entry; a bad one raises :class:`TaskError` naming it."""
+    written, attack = entry, None
+    found_attack = _ATTACK.search(entry)
+    if found_attack is not None:
+        attack = found_attack.group("attack")
+        if attack not in ATTACKS:
+            raise TaskError(
+                f"task spec entry {entry!r}: unknown jailbreak wrapper @{attack}; "
+                f"use one of {['@' + a for a in ATTACKS]}"
+            )
+        entry = entry[: found_attack.start()].rstrip()
+    name, has_path, rest = entry.partition("=")
+    name = name.strip()
+    match = _LIMIT.match(rest if has_path else name)
+    assert match is not None  # the pattern matches every string
+    limit = int(match.group("limit")) if match.group("limit") else None
+    method = match.group("method") or "stratified"
+    if method not in SAMPLING_METHODS:
+        raise TaskError(
+            f"task spec entry {entry!r}: unknown sampling {method!r} after :N; "
+            f"use :N (stratified), :N:random or :N:first"
+        )
+    body = match.group("body").strip()
+    if has_path:
+        if name not in FILE_LOADERS:
+            raise TaskError(f"task spec entry {entry!r}: unknown source {name!r}; known: {known}")
+        if not body:
+            raise TaskError(f"task spec entry {entry!r}: empty path")
+        return _Entry(written, entry, name, body, limit, method, attack)
+    if body in FILE_LOADERS:
+        raise TaskError(f"task spec entry {entry!r}: {body} needs a path: {body}=PATH")
+    if body not in BUILTIN_SOURCES:
+        raise TaskError(f"task spec entry {entry!r}: unknown source {body!r}; known: {known}")
+    if body == "math_gen" and match.group("method"):
+        raise TaskError(
+            f"task spec entry {entry!r}: math_gen:N generates N problems; "
+            "there is nothing to sample from"
+        )
+    return _Entry(written, entry, body, None, limit, method, attack)
+
+
+def _load_entry(entry: _Entry, n_math: int, seed: int) -> list[Task]:
+    """Every task of one entry's source (wrapped in its attack), before any ``:N`` sampling."""
+    if entry.path is None:
+        loaded = _builtin(entry.name, n_math, seed)
+    elif entry.name == "gpqa":
+        loaded = paper_sets.load_gpqa(entry.path, seed=seed)
+    else:
+        loaded = FILE_LOADERS[entry.name](entry.path)
+    if entry.attack is not None:
+        loaded = with_attack(loaded, entry.attack, entry.bare)
+    return loaded
+
+
 def load_task_selection(
     spec: str, *, n_math: int = 200, seed: int = 0, sample_seed: int | None = None
 ) -> tuple[list[Task], list[dict[str, Any]]]:
@@ -356,77 +424,27 @@ def load_task_selection(
     sample_seed = seed if sample_seed is None else sample_seed
     tasks: list[Task] = []
     sampling: list[dict[str, Any]] = []
-    for entry in entries:
-        original, attack = entry, None
-        found_attack = _ATTACK.search(entry)
-        if found_attack is not None:
-            attack = found_attack.group("attack")
-            if attack not in ATTACKS:
-                raise TaskError(
-                    f"task spec entry {entry!r}: unknown jailbreak wrapper @{attack}; "
-                    f"use one of {['@' + a for a in ATTACKS]}"
-                )
-            entry = entry[: found_attack.start()].rstrip()
-        name, has_path, rest = entry.partition("=")
-        name = name.strip()
-        match = _LIMIT.match(rest if has_path else name)
-        assert match is not None  # the pattern matches every string
-        limit = int(match.group("limit")) if match.group("limit") else None
-        method = match.group("method") or "stratified"
-        if method not in SAMPLING_METHODS:
-            raise TaskError(
-                f"task spec entry {entry!r}: unknown sampling {method!r} after :N; "
-                f"use :N (stratified), :N:random or :N:first"
+    for entry in (_read_entry(text, known) for text in entries):
+        if entry.name == "math_gen":
+            tasks.extend(
+                generate_math_tasks(n_math if entry.limit is None else entry.limit, seed=seed)
             )
-        body = match.group("body").strip()
-        if not has_path:
-            name = body
-            if name in FILE_LOADERS:
-                raise TaskError(f"task spec entry {entry!r}: {name} needs a path: {name}=PATH")
-            if name not in BUILTIN_SOURCES:
-                raise TaskError(
-                    f"task spec entry {entry!r}: unknown source {name!r}; known: {known}"
-                )
-            if name == "math_gen":
-                if match.group("method"):
-                    raise TaskError(
-                        f"task spec entry {entry!r}: math_gen:N generates N problems; "
-                        "there is nothing to sample from"
-                    )
-                tasks.extend(generate_math_tasks(n_math if limit is None else limit, seed=seed))
-                continue
-            loaded = _builtin(name, n_math, seed)
-        else:
-            if name not in FILE_LOADERS:
-                raise TaskError(
-                    f"task spec entry {entry!r}: unknown source {name!r}; known: {known}"
-                )
-            if not body:
-                raise TaskError(f"task spec entry {entry!r}: empty path")
-            loaded = (
-                paper_sets.load_gpqa(body, seed=seed)
-                if name == "gpqa"
-                else FILE_LOADERS[name](body)
-            )
-        if attack is not None:
-            loaded = with_attack(loaded, attack, entry)
-        if limit is None:
+            continue
+        loaded = _load_entry(entry, n_math, seed)
+        if entry.limit is None:
             tasks.extend(loaded)
             continue
-        chosen = sample_tasks(loaded, limit, method, sample_seed)
+        chosen = sample_tasks(loaded, entry.limit, entry.method, sample_seed)
         tasks.extend(chosen)
-        kinds: dict[str, int] = {}
-        for task in chosen:
-            kinds[task.kind] = kinds.get(task.kind, 0) + 1
         sampling.append(
             {
-                "entry": original,
-                "source": name,
+                "entry": entry.written,
+                "source": entry.name,
                 "available": len(loaded),
                 "selected": len(chosen),
-                "method": method,
+                "method": entry.method,
                 "seed": sample_seed,
-                "kinds": kinds,
+                "kinds": dict(Counter(task.kind for task in chosen)),
             }
         )
     duplicate = first_duplicate(task.id for task in tasks)
