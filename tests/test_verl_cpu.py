@@ -323,6 +323,27 @@ def test_ascl_rollout_metrics_per_kind():
         ascl_rollout_metrics(["math"], [], [])
 
 
+def test_ascl_rollout_metrics_outcome_rates():
+    # The env's verdicts: a truncated rollout (no verdict) counts as neither safe nor answered.
+    outcomes = [
+        {"harmful": False, "refused": True, "correct": None},
+        {"harmful": True, "refused": False, "correct": None},
+        {"harmful": None, "refused": None, "correct": None},
+        {"harmful": None, "refused": False, "correct": None},
+        {"harmful": None, "refused": None, "correct": None},
+        {"harmful": None, "refused": False, "correct": True},
+        {"harmful": None, "refused": False, "correct": False},
+    ]
+    kinds = ["harmful"] * 3 + ["benign"] * 2 + ["math"] * 2
+    metrics = ascl_rollout_metrics(kinds, [0] * 7, [0.0] * 7, None, outcomes)
+    assert metrics["ascl/safe_rate/harmful"] == pytest.approx(1 / 3)
+    assert metrics["ascl/answered_rate/benign"] == 0.5
+    assert metrics["ascl/correct_rate/math"] == 0.5
+    assert not any("safe_rate/benign" in k or "answered_rate/harmful" in k for k in metrics)
+    with pytest.raises(ValueError, match="lengths differ"):
+        ascl_rollout_metrics(["math"], [0], [0.0], None, outcomes)
+
+
 def test_report_reads_steps_and_names_problems(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text(
