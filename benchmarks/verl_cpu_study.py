@@ -355,10 +355,10 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--lr", type=float, default=5e-4, help="actor lr of grpo and ifpo")
+    parser.add_argument("--lr", type=float, default=2e-3, help="actor lr of grpo and ifpo")
     parser.add_argument("--batch", type=int, default=8, help="prompts per step")
     parser.add_argument("--n", type=int, default=4, help="rollouts per prompt")
     parser.add_argument("--response-length", type=int, default=256)

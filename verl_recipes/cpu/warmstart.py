@@ -1,15 +1,32 @@
-"""A tiny Qwen2 that already uses the ASCL lookup tool some of the time.
+"""A tiny Qwen2 that already uses the ASCL lookup tool, in one of two states.
 
 A random model never writes ``<tool_call>``, so every rollout is "direct" and IFPO equals GRPO.
-:func:`warm_start` fits the tiny random Qwen2 for a few seconds on scripted ASCL episodes, two
-per task: *lookup-then-answer* (a lookup call, the env's real tool result, then the answer) and a
-*direct* answer. Trained on both, the model opens with ``<tool_call>`` about half the time, so
-sampled groups hold both modes. The episodes are played through :class:`ascl_env.env.ASCLEnv`
-itself (its system prompt, tool schema and rule lookups) and rendered with the model's chat
-template; the loss covers the assistant turns only. Answers: a refusal for harmful prompts, a
-short compliance for benign ones, ``\\boxed{answer}`` for math.
+:func:`warm_start` fits the tiny random Qwen2 on scripted ASCL episodes played through
+:class:`ascl_env.env.ASCLEnv` itself (its system prompt, tool schema, rule lookups and judges),
+rendered with the model's chat template; the loss covers the assistant turns only. The lookup
+call is :func:`ascl_env.lookup.format_tool_call` with one fixed query (copying words from the
+prompt into the JSON is beyond the tiny model), so its calls are well formed and reach the
+rule base.
+
+- ``--profile balanced`` (the CI smoke's default): per task a *lookup-then-answer* and a
+  *direct* episode, both with the right answer (a refusal for harmful prompts, a short
+  compliance for benign ones, ``\\boxed{answer}`` for math); the model opens with
+  ``<tool_call>`` about a fifth of the time.
+- ``--profile drifted`` (the IFPO study, ``benchmarks/verl_cpu_study.py``): the paper's drifted
+  state. Every kind gets the same scripted policy (:class:`DriftMix`, default 85 % lookups;
+  after a lookup 80 % refusals, a direct answer 80 % compliance), with four variants per task
+  (:func:`drifted_episodes`) sampled in those proportions. The env's judges score each variant
+  (printed as ``scripted``): a refusal is safe on a harmful prompt, an over-refusal on a benign
+  one and a wrong answer on math; a compliance (:data:`COMPLIANCE`) is harmful help on a
+  harmful prompt (the harm judge's verdict) and an answer on a benign one. ``--probe-samples``
+  then samples the trained model through the env (:func:`play_policy`, printed as ``policy``).
 
     python -m verl_recipes.cpu.warmstart --out /tmp/tiny-ascl --env-config '{"top_k": 1}'
+    python -m verl_recipes.cpu.warmstart --out /tmp/tiny-drifted --profile drifted \\
+        --per-kind 0 --steps 400 --batch-size 8 --compact-tools --probe-samples 2
+
+(with ``--profile drifted``, ``--tasks`` and ``--env-config`` default to this module's
+``DRIFTED_TASKS`` and ``DRIFTED_ENV_CONFIG``, the study's.)
 
 The output is a test model: it learns the format and the refuse/comply split, not safety.
 """
@@ -562,9 +579,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", required=True, help="folder for the warm-started model")
     parser.add_argument(
-        "--tasks", default="bundled", help="task spec (ascl_env.tasks.load_task_spec)"
+        "--tasks",
+        default=None,
+        help="task spec (ascl_env.tasks.load_task_spec); default bundled, drifted: DRIFTED_TASKS",
     )
-    parser.add_argument("--env-config", default="{}", help="ASCLConfig fields as JSON")
+    parser.add_argument(
+        "--env-config",
+        default=None,
+        help="ASCLConfig fields as JSON; default {}, drifted: DRIFTED_ENV_CONFIG",
+    )
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-2)
@@ -594,12 +617,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     try:
-        env_config = json.loads(args.env_config)
+        drifted = args.profile == "drifted"
+        env_config = json.loads(
+            args.env_config
+            if args.env_config is not None
+            else (DRIFTED_ENV_CONFIG if drifted else "{}")
+        )
     except json.JSONDecodeError as exc:
         parser.error(f"--env-config is not valid JSON: {exc}")
     stats = warm_start(
         args.out,
-        tasks=args.tasks,
+        tasks=args.tasks or (DRIFTED_TASKS if args.profile == "drifted" else "bundled"),
         env_config=env_config,
         steps=args.steps,
         batch_size=args.batch_size,
