@@ -164,7 +164,7 @@ def load_runs(out: Path) -> dict[str, dict[int, dict]]:
     for result_path in sorted((out / "runs").glob("*/result.json")):
         result = json.loads(result_path.read_text())
         steps = read_steps(result_path.parent / "metrics.jsonl")
-        series = {name: [s.get(key) for s in steps] for name, key in SERIES.items()}
+        series = {name: [_round(s.get(key)) for s in steps] for name, key in SERIES.items()}
         runs.setdefault(result["variant"], {})[result["seed"]] = {
             "result": result,
             "series": series,
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--lr", type=float, default=2e-3, help="actor lr of grpo and ifpo")
+    parser.add_argument("--lr", type=float, default=1e-3, help="actor lr of grpo and ifpo")
     parser.add_argument("--batch", type=int, default=8, help="prompts per step")
     parser.add_argument("--n", type=int, default=4, help="rollouts per prompt")
     parser.add_argument("--response-length", type=int, default=256)

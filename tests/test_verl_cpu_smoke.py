@@ -133,21 +133,19 @@ def test_the_warm_start_is_the_drifted_state(smoke_run):
     assert policy["benign"]["answered"] < 0.5, policy
 
 
-def test_the_policy_consults_on_every_kind_and_its_calls_execute(smoke_run):
+def test_the_policy_consults_and_its_calls_execute_in_training(smoke_run):
+    # The rollouts of the two steps (80, about 27 per kind from 2-3 prompts each, so a looser
+    # bound than the warm start's on 48 prompts per kind): still mostly lookups, and the env
+    # executes the calls.
     _, steps, _ = smoke_run
-    totals: dict[str, list[float]] = {}
-    for step in steps:
-        for kind in ("harmful", "benign", "math"):
-            if f"ascl/consult_rate/{kind}" in step:
-                totals.setdefault(kind, []).append(step[f"ascl/consult_rate/{kind}"])
-        # Lookups the env executed / rollouts with a tool turn: the calls parse and run.
-        assert step["ascl/lookup_rate"] >= 0.95 * step["ascl/consult_rate"], step
-        for key in ("ascl/safe_rate/harmful", "ascl/answered_rate/benign"):
-            assert 0.0 <= step.get(key, 0.0) <= 1.0
-    assert set(totals) == {"harmful", "benign", "math"}
-    for kind, rates in totals.items():
-        # ~13 rollouts of a kind per step: a looser bound than the warm start's 0.8 on 48.
-        assert sum(rates) / len(rates) >= 0.75, (kind, rates)
+    consulted = sum(step["ascl/consult_rate"] for step in steps) * ROLLOUTS_PER_STEP
+    executed = sum(step["ascl/lookup_rate"] for step in steps) * ROLLOUTS_PER_STEP
+    assert consulted >= 0.7 * len(steps) * ROLLOUTS_PER_STEP, steps
+    assert executed >= 0.9 * consulted, (executed, consulted)
+    # The env's verdict rates are logged (for the kinds a step's prompts hold).
+    for key in ("ascl/safe_rate/harmful", "ascl/answered_rate/benign", "ascl/correct_rate/math"):
+        assert any(key in step for step in steps), key
+        assert all(0.0 <= step[key] <= 1.0 for step in steps if key in step)
 
 
 def test_validation_ran_over_ascl_outputs(smoke_run):
