@@ -134,14 +134,15 @@ def test_the_warm_start_is_the_drifted_state(smoke_run):
 
 
 def test_the_policy_consults_and_its_calls_execute_in_training(smoke_run):
-    # The rollouts of the two steps (80, about 27 per kind from 2-3 prompts each, so a looser
-    # bound than the warm start's on 48 prompts per kind): still mostly lookups, and the env
-    # executes the calls.
+    # The rollouts of the two steps (80, about 27 per kind from 2-3 prompts each; step 2 comes
+    # after one update): still mostly lookups, and the env executes the calls. Looser bounds
+    # than the warm start's on 48 prompts per kind: two runs logged 0.79 and 0.84 consulted,
+    # 94 % and 97 % of the calls executed (the rollout server's sampling is not seeded).
     _, steps, _ = smoke_run
     consulted = sum(step["ascl/consult_rate"] for step in steps) * ROLLOUTS_PER_STEP
     executed = sum(step["ascl/lookup_rate"] for step in steps) * ROLLOUTS_PER_STEP
-    assert consulted >= 0.7 * len(steps) * ROLLOUTS_PER_STEP, steps
-    assert executed >= 0.9 * consulted, (executed, consulted)
+    assert consulted >= 0.65 * len(steps) * ROLLOUTS_PER_STEP, steps
+    assert executed >= 0.85 * consulted, (executed, consulted)
     # The env's verdict rates are logged (for the kinds a step's prompts hold).
     for key in ("ascl/safe_rate/harmful", "ascl/answered_rate/benign", "ascl/correct_rate/math"):
         assert any(key in step for step in steps), key
