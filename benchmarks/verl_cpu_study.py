@@ -302,6 +302,15 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+PLOT_WINDOW = 3  # the plot shows 3-step centred moving averages (a kind is absent some steps)
+
+
+def smooth(values: list[float | None]) -> list[float | None]:
+    """Centred PLOT_WINDOW-step moving average that skips missing steps."""
+    half = PLOT_WINDOW // 2
+    return [_mean(values[max(0, i - half) : i + half + 1]) for i in range(len(values))]
+
+
 def plot(summary: dict, path: Path) -> None:
     import matplotlib
 
@@ -325,7 +334,8 @@ def plot(summary: dict, path: Path) -> None:
             runs = list(entry["runs"].values())
             length = min(len(r["series"][name]) for r in runs)
             xs = list(range(1, length + 1))
-            columns = [[r["series"][name][i] for r in runs] for i in range(length)]
+            smoothed = [smooth(r["series"][name][:length]) for r in runs]
+            columns = [[values[i] for values in smoothed] for i in range(length)]
             columns = [[v for v in c if v is not None] for c in columns]
             mean = [sum(c) / len(c) if c else float("nan") for c in columns]
             low = [min(c) if c else float("nan") for c in columns]
@@ -343,7 +353,7 @@ def plot(summary: dict, path: Path) -> None:
     axes[0][0].legend(loc="lower left")
     fig.suptitle(
         "verl main_ppo on CPU, tiny Qwen2 warm-started into the drifted state: "
-        "seed mean, band = min-max over seeds"
+        f"seed mean, band = min-max over seeds; {PLOT_WINDOW}-step moving averages"
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
