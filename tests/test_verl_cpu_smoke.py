@@ -5,8 +5,9 @@ estimator, an FSDP2 actor over gloo, weight sync to the ``hf`` rollout server) w
 model warm-started into the drifted state of the IFPO study (``ASCL_SMOKE_PROFILE=drifted``,
 ``benchmarks/verl_cpu_study.py``), asserted on the metrics verl's ``file`` logger wrote: the
 study starts where docs/ifpo.md says (lookups on most prompts of every kind, well-formed calls,
-mixed groups that IFPO reweights). About 3 minutes on a lightly shared 2-core machine; not
-marked slow, so ``make test`` runs it.
+mixed groups that IFPO reweights). 3 min 20 s and 4 min 9 s on the shared 2-core machine at
+load average 6-9 (warm start 76-82 s, ``main_ppo`` 104-143 s); not marked slow, so ``make test``
+runs it.
 """
 
 from __future__ import annotations
