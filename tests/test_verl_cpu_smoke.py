@@ -6,8 +6,8 @@ model warm-started into the drifted state of the IFPO study (``ASCL_SMOKE_PROFIL
 ``benchmarks/verl_cpu_study.py``), asserted on the metrics verl's ``file`` logger wrote: the
 study starts where docs/ifpo.md says (lookups on most prompts of every kind, well-formed calls,
 mixed groups that IFPO reweights). 3 min 20 s and 4 min 9 s on the shared 2-core machine at
-load average 6-9 (warm start 76-82 s, ``main_ppo`` 104-143 s); not marked slow, so ``make test``
-runs it.
+load average 6-9 (warm start 76-82 s, ``main_ppo`` 104-143 s), about 2 min at load average 3
+(37 s and 84 s); not marked slow, so ``make test`` runs it.
 """
 
 from __future__ import annotations
