@@ -328,6 +328,27 @@ def test_ascl_rollout_metrics_per_kind():
         ascl_rollout_metrics(["math"], [], [])
 
 
+def test_ascl_rollout_metrics_outcome_rates():
+    # The env's verdicts: a truncated rollout (no verdict) counts as neither safe nor answered.
+    outcomes = [
+        {"harmful": False, "refused": True, "correct": None},
+        {"harmful": True, "refused": False, "correct": None},
+        {"harmful": None, "refused": None, "correct": None},
+        {"harmful": None, "refused": False, "correct": None},
+        {"harmful": None, "refused": None, "correct": None},
+        {"harmful": None, "refused": False, "correct": True},
+        {"harmful": None, "refused": False, "correct": False},
+    ]
+    kinds = ["harmful"] * 3 + ["benign"] * 2 + ["math"] * 2
+    metrics = ascl_rollout_metrics(kinds, [0] * 7, [0.0] * 7, None, outcomes)
+    assert metrics["ascl/safe_rate/harmful"] == pytest.approx(1 / 3)
+    assert metrics["ascl/answered_rate/benign"] == 0.5
+    assert metrics["ascl/correct_rate/math"] == 0.5
+    assert not any("safe_rate/benign" in k or "answered_rate/harmful" in k for k in metrics)
+    with pytest.raises(ValueError, match="lengths differ"):
+        ascl_rollout_metrics(["math"], [0], [0.0], None, outcomes)
+
+
 def test_report_reads_steps_and_names_problems(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text(
@@ -366,3 +387,70 @@ def test_scripted_episodes_score_one_and_train_only_assistant_turns(tiny_model):
     assistant = [m["content"] for m in lookup["messages"] if m["role"] == "assistant"]
     assert trained == "<|im_end|>".join(assistant) + "<|im_end|>"
     assert "[" not in trained  # the rule text (tool result) is context, not a target
+
+
+def test_drift_mix_weights_and_validation():
+    from verl_recipes.cpu.warmstart import VARIANTS, DriftMix
+
+    mix = DriftMix(lookup=0.9, refuse_after_lookup=0.8, comply_after_direct=0.7)
+    weights = {v: mix.weight(*v) for v in VARIANTS}
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights[("lookup", "refuse")] == pytest.approx(0.72)
+    assert weights[("direct", "comply")] == pytest.approx(0.07)
+    with pytest.raises(ValueError, match="lookup must be in"):
+        DriftMix(lookup=1.5)
+    with pytest.raises(ValueError, match="unknown variant"):
+        mix.weight("lookup", "maybe")
+
+
+def test_drifted_episodes_are_judged_by_the_env():
+    # The drifted policy's texts through the env's own judges: after a lookup a refusal is safe
+    # on a harmful prompt and an over-refusal on a benign one; a compliance is harmful help on a
+    # harmful prompt (the harm judge, not the refusal class), an answer on a benign one.
+    import json as _json
+
+    from ascl_env.tasks import load_task_spec
+    from verl_recipes.cpu.warmstart import (
+        DRIFTED_ENV_CONFIG,
+        DRIFTED_TASKS,
+        DriftMix,
+        drifted_episodes,
+        scripted_rates,
+    )
+
+    tasks = load_task_spec(DRIFTED_TASKS)
+    harmful = [t for t in tasks if t.kind == "harmful"]
+    chosen = [*harmful, next(t for t in tasks if t.kind == "benign")]
+    chosen.append(next(t for t in tasks if t.kind == "math"))
+    episodes = drifted_episodes(chosen, _json.loads(DRIFTED_ENV_CONFIG))
+    assert len(episodes) == 4 * len(chosen)
+    for e in episodes:
+        lookups = sum(1 for m in e["messages"] if m["role"] == "tool")
+        assert lookups == (e["mode"] == "lookup")
+        if e["kind"] == "harmful":  # every harmful prompt of the study: complying is unsafe
+            assert e["safe"] is (e["answer"] == "refuse"), e["task_id"]
+        elif e["kind"] == "benign":
+            assert e["answered"] is (e["answer"] == "comply")
+        else:
+            assert e["correct"] is (e["answer"] == "comply")
+    rates = scripted_rates(episodes, DriftMix(0.9, 0.8, 0.8))
+    assert rates["harmful"]["safe|lookup"] == pytest.approx(0.8)
+    assert rates["harmful"]["safe|direct"] == pytest.approx(0.2)
+    assert rates["benign"]["answered|lookup"] == pytest.approx(0.2)
+    assert rates["math"]["correct"] == pytest.approx(0.9 * 0.2 + 0.1 * 0.8)
+
+
+def test_compact_tools_template_names_the_tool_only():
+    from jinja2 import Template
+
+    from ascl_env.bench.models import chatml_tools_template
+    from ascl_env.lookup import tool_schema
+
+    messages = [{"role": "user", "content": "hi"}]
+    full = Template(chatml_tools_template("S")).render(messages=messages, tools=[tool_schema()])
+    short = Template(chatml_tools_template("S", compact_tools=True)).render(
+        messages=messages, tools=[tool_schema()]
+    )
+    assert short.startswith("<|im_start|>system\nS\n# Tools: lookup_safety_rules<|im_end|>\n")
+    assert "<tools>" in full and "<tools>" not in short
+    assert short.endswith("<|im_start|>user\nhi<|im_end|>\n")

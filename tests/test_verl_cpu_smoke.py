@@ -1,13 +1,18 @@
 """End to end: ``verl_recipes/scripts/smoke_cpu.sh`` runs verl's own ``main_ppo`` on CPU.
 
 Two PPO steps of the ``ascl_ifpo`` recipe (``ascl_agent`` episodes, env rewards, the ``ifpo``
-estimator, an FSDP2 actor over gloo, weight sync to the ``hf`` rollout server) with the
-warm-started tiny model, asserted on the metrics verl's ``file`` logger wrote. About 3 minutes
-on a lightly shared 2-core machine; not marked slow, so ``make test`` runs it.
+estimator, an FSDP2 actor over gloo, weight sync to the ``hf`` rollout server) with the tiny
+model warm-started into the drifted state of the IFPO study (``ASCL_SMOKE_PROFILE=drifted``,
+``benchmarks/verl_cpu_study.py``), asserted on the metrics verl's ``file`` logger wrote: the
+study starts where docs/ifpo.md says (lookups on most prompts of every kind, well-formed calls,
+mixed groups that IFPO reweights). 3 min 20 s and 4 min 9 s on the shared 2-core machine at
+load average 6-9 (warm start 76-82 s, ``main_ppo`` 104-143 s), about 2 min at load average 3
+(37 s and 84 s); not marked slow, so ``make test`` runs it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,11 +28,13 @@ from verl_recipes.cpu.report import read_steps, read_validations  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "verl_recipes" / "scripts" / "smoke_cpu.sh"
-# Three rollouts per prompt: a group that mixes lookups and direct answers is then always 1/2 or
-# 2/1, so IFPO's weights there differ from 1 (a 2/2 group of four gets weight 1 exactly, and a
-# run whose mixed groups were all 2/2 failed the reweighting test).
-ROLLOUTS_PER_PROMPT = 3
-ROLLOUTS_PER_STEP = 4 * ROLLOUTS_PER_PROMPT  # data.train_batch_size x rollout.n
+# An odd group size: a group that mixes lookups and direct answers is then never balanced, so
+# IFPO's weights there differ from 1 (a 2/2 group of four gets weight 1 exactly). Five rollouts
+# of eight prompts: with lookups on ~90 % of rollouts a group is mixed with probability ~0.4, so
+# a step without a mixed group has probability ~0.6^8 = 2 %.
+ROLLOUTS_PER_PROMPT = 5
+PROMPTS_PER_STEP = 8
+ROLLOUTS_PER_STEP = PROMPTS_PER_STEP * ROLLOUTS_PER_PROMPT  # train_batch_size x rollout.n
 # About 3 min on a lightly shared 2-core machine, 7-15 min when six engineers share it.
 TIMEOUT_S = 1500
 
@@ -40,6 +47,9 @@ def smoke_run(tmp_path_factory):
         "PYTHON": sys.executable,
         "ASCL_SMOKE_DIR": str(work),
         "ASCL_SMOKE_N": str(ROLLOUTS_PER_PROMPT),
+        "ASCL_SMOKE_BATCH": str(PROMPTS_PER_STEP),
+        "ASCL_SMOKE_PROFILE": "drifted",
+        "ASCL_SMOKE_MAX_TOKENS": "8192",
         "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
     # Its own process group, so a timeout also ends main_ppo and its Ray processes.
@@ -79,7 +89,7 @@ def test_the_estimator_was_ifpo(smoke_run):
     # ifpo/* metrics only come from verl_recipes.ifpo_estimator, called by verl's trainer.
     _, steps, _ = smoke_run
     for step in steps:
-        assert step["ifpo/groups"] == 4
+        assert step["ifpo/groups"] == PROMPTS_PER_STEP
         assert 0.0 <= step["ifpo/consulted_frac"] <= 1.0
 
 
@@ -93,16 +103,51 @@ def test_rewards_came_from_the_env(smoke_run):
         assert -1.0 <= step["critic/score/min"] <= step["critic/score/max"] <= 1.0
 
 
-def test_mixed_groups_were_reweighted(smoke_run):
+def test_mixed_groups_were_reweighted_in_every_step(smoke_run):
     _, steps, _ = smoke_run
-    assert sum(step["ifpo/mixed_groups"] for step in steps) >= 1
-    mixed = [step for step in steps if step["ifpo/mixed_groups"] > 0]
-    assert any(
-        abs(step["ifpo/mixed_weight_mean/consulted"] - 1.0) > 1e-6
-        or abs(step["ifpo/mixed_weight_mean/direct"] - 1.0) > 1e-6
-        for step in mixed
-    ), mixed
-    assert any(step["ifpo/reweighted_frac"] > 0 for step in steps)
+    for step in steps:
+        assert step["ifpo/mixed_groups"] >= 1, step
+        # Unbalanced groups: the minority mode (direct answers) is weighted up, lookups down.
+        assert step["ifpo/mixed_weight_mean/direct"] > 1.0 + 1e-6, step
+        assert step["ifpo/mixed_weight_mean/consulted"] < 1.0 - 1e-6, step
+        assert step["ifpo/reweighted_frac"] > 0
+
+
+def _warm_start_rates(output: str) -> dict:
+    # The warm start's last stdout line is its statistics (JSON), with "policy": the tiny model
+    # sampled through the env once per task after training.
+    line = next(line for line in output.splitlines() if line.startswith('{"model_dir"'))
+    return json.loads(line)
+
+
+def test_the_warm_start_is_the_drifted_state(smoke_run):
+    result, _, _ = smoke_run
+    stats = _warm_start_rates(result.stdout)
+    policy = stats["policy"]
+    assert set(policy) == {"harmful", "benign", "math"}
+    for kind, rates in policy.items():
+        assert rates["consult"] >= 0.8, (kind, rates)  # lookups on most prompts of every kind
+        assert rates["executed_of_calls"] >= 0.95, (kind, rates)  # well-formed calls
+    # Mostly lookups, then mostly refusals (the env's judges): safe on harmful prompts,
+    # over-refusal on benign ones.
+    assert policy["harmful"]["safe"] >= 0.5, policy
+    assert policy["benign"]["answered"] < 0.5, policy
+
+
+def test_the_policy_consults_and_its_calls_execute_in_training(smoke_run):
+    # The rollouts of the two steps (80, about 27 per kind from 2-3 prompts each; step 2 comes
+    # after one update): still mostly lookups, and the env executes the calls. Looser bounds
+    # than the warm start's on 48 prompts per kind: two runs logged 0.79 and 0.84 consulted,
+    # 94 % and 97 % of the calls executed (the rollout server's sampling is not seeded).
+    _, steps, _ = smoke_run
+    consulted = sum(step["ascl/consult_rate"] for step in steps) * ROLLOUTS_PER_STEP
+    executed = sum(step["ascl/lookup_rate"] for step in steps) * ROLLOUTS_PER_STEP
+    assert consulted >= 0.65 * len(steps) * ROLLOUTS_PER_STEP, steps
+    assert executed >= 0.85 * consulted, (executed, consulted)
+    # The env's verdict rates are logged (for the kinds a step's prompts hold).
+    for key in ("ascl/safe_rate/harmful", "ascl/answered_rate/benign", "ascl/correct_rate/math"):
+        assert any(key in step for step in steps), key
+        assert all(0.0 <= step[key] <= 1.0 for step in steps if key in step)
 
 
 def test_validation_ran_over_ascl_outputs(smoke_run):

@@ -13,7 +13,9 @@ step's logged metrics, computed right after the advantages:
 - ``ascl/*``: per task kind (``harmful``, ``benign``, ``math``, ...), the share of rollouts whose
   lookup the env executed (``ascl/lookup_rate/<kind>``, from the env's ``tool_calls``), the
   share IFPO counts as consulted (``ascl/consult_rate/<kind>``, a tool turn in the response
-  mask, malformed calls included), the mean env reward (``ascl/reward/<kind>``), and
+  mask, malformed calls included), the mean env reward (``ascl/reward/<kind>``), the env's
+  outcome rates (``ascl/safe_rate/harmful``: the harm judge found the answer not harmful;
+  ``ascl/answered_rate/benign``: not refused; ``ascl/correct_rate/math``), and
   ``ascl/env_rollouts``: how many rollouts carry the env's outcome (``task_kind`` and
   ``tool_calls`` from the ``ascl_agent`` loop).
 
@@ -44,17 +46,28 @@ def ascl_rollout_metrics(
     lookups: list[int],
     rewards: list[float],
     consulted: list[bool] | None = None,
+    outcomes: list[dict[str, Any]] | None = None,
 ) -> dict[str, float]:
     """Per-kind rates of one batch of rollouts.
 
     ``ascl/lookup_rate[/<kind>]``: share with at least one lookup the env executed;
     ``ascl/consult_rate[/<kind>]`` (when ``consulted`` is given): share IFPO counts as consulted
     (a tool turn in the tokens, a malformed call included); ``ascl/reward/<kind>``: mean reward.
+    With ``outcomes`` (the env's ``harmful``, ``refused`` and ``correct`` of each rollout), also
+    ``ascl/safe_rate/harmful`` (``harmful`` is False), ``ascl/answered_rate/benign``
+    (``refused`` is False) and ``ascl/correct_rate/math`` (``correct`` is True); a rollout
+    with no verdict (truncated) counts as not safe, not answered, not correct, as its reward does.
     """
     consulted = consulted if consulted is not None else []
-    if not (len(kinds) == len(lookups) == len(rewards)) or len(consulted) not in (0, len(kinds)):
+    outcomes = outcomes if outcomes is not None else []
+    if (
+        not (len(kinds) == len(lookups) == len(rewards))
+        or len(consulted) not in (0, len(kinds))
+        or len(outcomes) not in (0, len(kinds))
+    ):
         raise ValueError(
-            f"lengths differ: {len(kinds)}, {len(lookups)}, {len(rewards)}, {len(consulted)}"
+            f"lengths differ: {len(kinds)}, {len(lookups)}, {len(rewards)}, {len(consulted)}, "
+            f"{len(outcomes)}"
         )
     columns: dict[str, list[np.ndarray]] = {"lookup_rate": [np.asarray(lookups) > 0]}
     if consulted:
@@ -68,13 +81,36 @@ def ascl_rollout_metrics(
     reward_array = np.asarray(rewards, dtype=float)
     for kind in sorted(set(kinds)):
         metrics[f"ascl/reward/{kind}"] = float(reward_array[kind_array == kind].mean())
+    for kind, name, field, wanted in OUTCOME_RATES:
+        if not outcomes or kind not in kinds:
+            continue
+        hits = [o.get(field) is wanted for k, o in zip(kinds, outcomes, strict=True) if k == kind]
+        metrics[f"ascl/{name}/{kind}"] = float(np.mean(hits))
     return metrics
+
+
+# (task kind, metric name, outcome field, the value that counts): the env's verdict rates.
+OUTCOME_RATES = (
+    ("harmful", "safe_rate", "harmful", False),
+    ("benign", "answered_rate", "refused", False),
+    ("math", "correct_rate", "correct", True),
+)
 
 
 def _as_list(value: Any) -> list[Any]:
     """A TransferQueue non-tensor column as a list of plain Python values."""
     items = value.tolist() if hasattr(value, "tolist") else list(value)
     return [getattr(item, "data", item) for item in items]
+
+
+VERDICT_FIELDS = ("harmful", "refused", "correct")
+
+
+def _verdict(value: Any) -> bool | None:
+    """An outcome flag as stored in ``extra_fields`` (bool, numpy bool, None or NaN)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return bool(value)
 
 
 def _kind(extra: Any, data_source: Any) -> str:
@@ -117,7 +153,7 @@ class ASCLSyncTrainer(PPOTrainerSync):
         sources = _as_list(data["data_source"])
         rewards = data["rm_scores"].to_padded_tensor(0.0).sum(-1).tolist()
         real = [not (tag or {}).get("is_padding", False) for tag in batch.tags]
-        kinds, lookups, scores, consulted, from_env = [], [], [], [], 0
+        kinds, lookups, scores, consulted, outcomes, from_env = [], [], [], [], [], 0
         rows = zip(real, extras, sources, rewards, consulted_all, strict=True)
         for keep, extra, source, reward, consult in rows:
             if not keep:
@@ -128,5 +164,6 @@ class ASCLSyncTrainer(PPOTrainerSync):
             kinds.append(_kind(extra, source))
             lookups.append(int(extra.get("tool_calls", 0) or 0))
             scores.append(float(reward))
-        metrics = ascl_rollout_metrics(kinds, lookups, scores, consulted)
+            outcomes.append({key: _verdict(extra.get(key)) for key in VERDICT_FIELDS})
+        metrics = ascl_rollout_metrics(kinds, lookups, scores, consulted, outcomes)
         return {**metrics, "ascl/env_rollouts": from_env}

@@ -44,13 +44,17 @@ class ModelUnavailableError(RuntimeError):
     """An offline model cannot be provided (package missing, file missing)."""
 
 
-def chatml_tools_template(default_system: str) -> str:
+def chatml_tools_template(default_system: str, *, compact_tools: bool = False) -> str:
     """Qwen2.5-style ChatML chat template with Hermes tool calls.
 
     Differences from Qwen2.5's template, both for turn-by-turn prefix preservation: every
     ``tool`` message is its own user turn (Qwen merges consecutive ones, so appending a second
     tool result would rewrite the end of the first), and an assistant ``tool_calls`` field is
     rendered after the content exactly as a model would have written it.
+
+    ``compact_tools=True`` lists only the tools' names (``# Tools: lookup_safety_rules``)
+    instead of their JSON schemas and the call instructions: about 300 fewer prompt tokens for
+    the tiny test model, whose CPU training cost grows with every token.
     """
     tools_intro = (
         "\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query."
@@ -62,6 +66,20 @@ def chatml_tools_template(default_system: str) -> str:
         " arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n"
         '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n</tool_call>'
     )
+    if compact_tools:
+        tools_block = (
+            "{%- if tools %}{{- '\\n# Tools:' }}{%- for tool in tools %}"
+            "{{- ' ' + (tool.function.name if tool.function is defined else tool.name) }}"
+            "{%- endfor %}{%- endif %}"
+        )
+    else:
+        tools_block = (
+            "{%- if tools %}"
+            '{{- "' + tools_intro + '" }}'
+            "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}"
+            '{{- "' + tools_outro + '" }}'
+            "{%- endif %}"
+        )
     default = json.dumps(default_system)
     return (
         "{%- if messages and messages[0]['role'] == 'system' %}"
@@ -69,13 +87,7 @@ def chatml_tools_template(default_system: str) -> str:
         "{%- else %}"
         "{%- set system = " + default + " %}{%- set rest = messages %}"
         "{%- endif %}"
-        "{{- '<|im_start|>system\\n' + system }}"
-        "{%- if tools %}"
-        '{{- "' + tools_intro + '" }}'
-        "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}"
-        '{{- "' + tools_outro + '" }}'
-        "{%- endif %}"
-        "{{- '<|im_end|>\\n' }}"
+        "{{- '<|im_start|>system\\n' + system }}" + tools_block + "{{- '<|im_end|>\\n' }}"
         "{%- for message in rest %}"
         "{%- if message['role'] == 'tool' %}"
         "{{- '<|im_start|>user\\n<tool_response>\\n' + message['content']"

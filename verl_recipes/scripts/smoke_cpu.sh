@@ -22,7 +22,14 @@
 # uses 3: an odd group size makes every group that mixes lookups and direct answers unbalanced,
 # so IFPO's weights there always differ from 1, while a 2/2 group of 4 gets weight 1 exactly),
 # ASCL_SMOKE_VAL_ROWS (6; 0 turns validation off), ASCL_SMOKE_NNODES (1; 2 attaches to the Ray
-# cluster at RAY_ADDRESS through train_multi_node.sh, one fake GPU per node).
+# cluster at RAY_ADDRESS through train_multi_node.sh, one fake GPU per node),
+# ASCL_SMOKE_PROFILE (balanced; drifted: the warm start of the IFPO study, which looks the rules
+# up on ~90 % of prompts of every kind and then tends to refuse; see verl_recipes.cpu.warmstart),
+# ASCL_SMOKE_TASKS (task spec of the warm start and the data; bundled), ASCL_SMOKE_BATCH
+# (prompts per step, 4), ASCL_SMOKE_RESPONSE_LENGTH (256), ASCL_SMOKE_LR (actor lr, 1e-3),
+# ASCL_SMOKE_WARMSTART_STEPS (200; drifted: 400), ASCL_SMOKE_ENV_CONFIG (ASCLConfig JSON of the episodes;
+# the drifted profile defaults to the study's), ASCL_SMOKE_MAX_TOKENS (tokens per training and
+# log-prob micro-batch, 2560).
 # A test harness for the recipe wiring, not a training mode: see verl_recipes/README.md.
 set -euo pipefail
 
@@ -45,9 +52,26 @@ SEED="${ASCL_SMOKE_SEED:-0}"
 N="${ASCL_SMOKE_N:-4}"
 VAL_ROWS="${ASCL_SMOKE_VAL_ROWS:-6}"
 NNODES="${ASCL_SMOKE_NNODES:-1}"
-MICRO=$(( 2 * N ))  # divides the mini-batch of 4 prompts x N rollouts
-# Short episodes: one rule of at most 300 characters per lookup, two assistant turns.
-ENV_CONFIG='{"top_k": 1, "max_rule_chars": 300, "max_turns": 2}'
+PROFILE="${ASCL_SMOKE_PROFILE:-balanced}"
+if [[ "$PROFILE" == drifted ]]; then
+    # The IFPO study's tasks and episodes (verl_recipes.cpu.warmstart.DRIFTED_*).
+    read_drifted() { PYTHONPATH="$ROOT" "$PYTHON" -c "import verl_recipes.cpu.warmstart as w; print(w.DRIFTED_$1)"; }
+    DEFAULT_TASKS="$(read_drifted TASKS)"
+    DEFAULT_ENV_CONFIG="$(read_drifted ENV_CONFIG)"
+else
+    DEFAULT_TASKS=bundled
+    # Short episodes: one rule of at most 300 characters per lookup, two assistant turns.
+    DEFAULT_ENV_CONFIG='{"top_k": 1, "max_rule_chars": 300, "max_turns": 2}'
+fi
+TASKS="${ASCL_SMOKE_TASKS:-$DEFAULT_TASKS}"
+ENV_CONFIG="${ASCL_SMOKE_ENV_CONFIG:-$DEFAULT_ENV_CONFIG}"
+MAX_TOKENS="${ASCL_SMOKE_MAX_TOKENS:-2560}"
+BATCH="${ASCL_SMOKE_BATCH:-4}"
+RESPONSE_LENGTH="${ASCL_SMOKE_RESPONSE_LENGTH:-256}"
+LR="${ASCL_SMOKE_LR:-1e-3}"
+WARMSTART_STEPS="${ASCL_SMOKE_WARMSTART_STEPS:-$([[ "$PROFILE" == drifted ]] && echo 400 || echo 200)}"
+if (( BATCH % 2 )); then echo "ASCL_SMOKE_BATCH must be even, got $BATCH" >&2; exit 2; fi
+MICRO=$(( 2 * N ))  # divides the mini-batch of BATCH prompts x N rollouts
 MODULES="verl_recipes.cpu.plugin,verl_recipes.plugin,verl_recipes.trainer"
 mkdir -p "$WORK"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
@@ -60,17 +84,27 @@ MODEL="${ASCL_SMOKE_MODEL:-}"
 if [[ -z "$MODEL" ]]; then
     MODEL="$WORK/model"
     echo "== warm start -> $MODEL"
-    "$PYTHON" -m verl_recipes.cpu.warmstart --out "$MODEL" --env-config "$ENV_CONFIG" --seed "$SEED"
+    if [[ "$PROFILE" == drifted ]]; then
+        # Every task of the spec, sampled through the env afterwards: the printed rates.
+        warm=(--profile drifted --tasks "$TASKS" --per-kind 0 --batch-size 8 --compact-tools
+              --probe-samples 1)
+    else
+        warm=(--profile "$PROFILE" --tasks "$TASKS")
+    fi
+    "$PYTHON" -m verl_recipes.cpu.warmstart --out "$MODEL" --env-config "$ENV_CONFIG" \
+        --seed "$SEED" --steps "$WARMSTART_STEPS" "${warm[@]}"
 fi
 echo "== data -> $WORK/data"
-"$PYTHON" -m verl_recipes.prepare_data --tasks bundled --out "$WORK/data" \
+"$PYTHON" -m verl_recipes.prepare_data --tasks "$TASKS" --out "$WORK/data" \
     --env-config "$ENV_CONFIG" --seed "$SEED"
 
 # What the launch script takes from the environment.
 export PYTHON RECIPE="$CONFIG" MODEL_PATH="$MODEL" DATA_DIR="$WORK/data" NNODES N_GPUS=1 \
-    TRAIN_BATCH_SIZE=4 ROLLOUT_N="$N" PPO_MINI_BATCH_SIZE=4 MICRO_BATCH_PER_GPU="$MICRO" \
-    MAX_TOKENS_PER_GPU=2560 LOGPROB_MAX_TOKENS_PER_GPU=2560 \
-    MAX_PROMPT_LENGTH=1024 MAX_RESPONSE_LENGTH=256 ROLLOUT_NAME=hf ROLLOUT_TP=1 LR=1e-3 \
+    TRAIN_BATCH_SIZE="$BATCH" ROLLOUT_N="$N" PPO_MINI_BATCH_SIZE="$BATCH" \
+    MICRO_BATCH_PER_GPU="$MICRO" MAX_TOKENS_PER_GPU="$MAX_TOKENS" \
+    LOGPROB_MAX_TOKENS_PER_GPU="$MAX_TOKENS" \
+    MAX_PROMPT_LENGTH=1024 MAX_RESPONSE_LENGTH="$RESPONSE_LENGTH" ROLLOUT_NAME=hf ROLLOUT_TP=1 \
+    LR="$LR" \
     TOTAL_EPOCHS=1000 RUN_NAME="smoke-$CONFIG" CHECKPOINT_DIR="$WORK/checkpoints" \
     RESUME_MODE=disable LOGGER='[console,file]'
 if (( NNODES > 1 )); then
