@@ -208,9 +208,6 @@ def test_verl_production_code_names_no_cpu_module():
 CALL_TEXT_ALLOWED = {
     "ascl_env/turns.py",
     "ascl_env/bench/models.py",
-    # TODO(issue 25): rewritten on another branch to use ascl_env.turns.write_call; drop this
-    # entry once it is merged.
-    "verl_recipes/cpu/warmstart.py",
 }
 
 

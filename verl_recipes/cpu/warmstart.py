@@ -4,7 +4,7 @@ A random model never writes ``<tool_call>``, so every rollout is "direct" and IF
 :func:`warm_start` fits the tiny random Qwen2 on scripted ASCL episodes played through
 :class:`ascl_env.env.ASCLEnv` itself (its system prompt, tool schema, rule lookups and judges),
 rendered with the model's chat template; the loss covers the assistant turns only. The lookup
-call is :func:`ascl_env.lookup.format_tool_call` with one fixed query (copying words from the
+call is :func:`ascl_env.turns.write_call` with one fixed query (copying words from the
 prompt into the JSON is beyond the tiny model), so its calls are well formed and reach the
 rule base.
 
@@ -42,9 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ascl_env.lookup import format_tool_call
+from ascl_env.lookup import TOOL_NAME
+from ascl_env.turns import CALL_OPEN, write_call
 
-LOOKUP_OPENING = "<tool_call>"
+LOOKUP_OPENING = CALL_OPEN
 # One fixed query: the tiny model learns a well-formed call quickly (copying words from the
 # prompt into the JSON is beyond it), so its lookups reach the rule base.
 LOOKUP_QUERY = "safety rules for this request"
@@ -89,7 +90,7 @@ def scripted_episodes(
                 _, info = env.reset(options={"task_id": task.id})
                 tools = info["tools"]
                 if mode == "lookup":
-                    _, _, done, cut, info = env.step(format_tool_call(LOOKUP_QUERY))
+                    _, _, done, cut, info = env.step(write_call(TOOL_NAME, {"query": LOOKUP_QUERY}))
                     if done or cut:
                         raise ValueError(f"task {task.id!r}: the lookup ended the episode")
                 answer = final_answer(task)
@@ -207,7 +208,7 @@ def drifted_episodes(
                 _, info = env.reset(options={"task_id": task.id})
                 tools = info["tools"]
                 if mode == "lookup":
-                    _, _, done, cut, info = env.step(format_tool_call(LOOKUP_QUERY))
+                    _, _, done, cut, info = env.step(write_call(TOOL_NAME, {"query": LOOKUP_QUERY}))
                     if done or cut or info.get("tool_calls") != 1:
                         raise ValueError(f"task {task.id!r}: the env did not execute the lookup")
                 text = drifted_answer(task, answer)
