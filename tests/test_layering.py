@@ -290,3 +290,42 @@ def test_the_table_reader_reads_the_rows():
     layers = _documented_layers()
     assert layers["ascl_env.turns"] == 0 and layers["ascl_env.bench.cli"] == 5
     assert len(layers) >= 80
+
+
+def _top_level_names(module: str) -> set[str] | None:
+    """Names a module defines at top level, or ``None`` when it resolves names dynamically."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for leaf in ast.walk(target):
+                    if isinstance(leaf, ast.Name):
+                        names.add(leaf.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return None if "__getattr__" in names else names
+
+
+def test_every_project_import_names_something_that_exists():
+    # lazy imports run only when their function does: a renamed constant must fail here, not in
+    # a user's preflight check
+    missing = []
+    for module in MODULES:
+        tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+        for node in _imports(tree.body, top_level=False):
+            if not isinstance(node, ast.ImportFrom) or node.level:
+                continue
+            base = node.module or ""
+            if base not in MODULES:
+                continue
+            defined = _top_level_names(base)
+            for alias in node.names:
+                if alias.name == "*" or f"{base}.{alias.name}" in MODULES or defined is None:
+                    continue
+                if alias.name not in defined:
+                    missing.append(f"{module}: from {base} import {alias.name}")
+    assert missing == []

@@ -192,7 +192,8 @@ def _check_data(report: Report, config: Any, tokenizer: Any) -> list[dict[str, A
                 )
                 report.ok(f"training steps: {steps}")
     if rows and tokenizer is not None:
-        from verl_recipes.agent_loop import CALL_END, env_overrides
+        from ascl_env.turns import CALL_CLOSE
+        from verl_recipes.agent_loop import env_overrides
         from verl_recipes.prepare_data import episode_spec, prompt_lengths
 
         overrides = env_overrides(config)
@@ -216,8 +217,8 @@ def _check_data(report: Report, config: Any, tokenizer: Any) -> list[dict[str, A
                 else ""
             )
         )
-        if len(tokenizer.encode(CALL_END, add_special_tokens=False)) != 1:
-            report.warn(f"{CALL_END} is not one token: the server stops on a stop string instead")
+        if len(tokenizer.encode(CALL_CLOSE, add_special_tokens=False)) != 1:
+            report.warn(f"{CALL_CLOSE} is not one token: the server stops on a stop string instead")
     return rows
 
 
