@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ascl_env.env import ASCLEnv
@@ -78,12 +78,17 @@ ENVS = {
     seed=st.integers(0, 2**32 - 1),
     actions=st.lists(ACTIONS, min_size=1, max_size=4),
 )
+@example(mode="tool", calls=1, seed=0, actions=["0<TOOL_CALL>", "0"])  # text beside a call
 def test_no_action_string_makes_step_raise(mode, calls, seed, actions):
     env = ENVS[(mode, calls)]
     obs, info = env.reset(seed=seed)
     keys = None
     history = info["messages"]
+    shown = []  # visible text beside earlier calls: the harm judge reads it before the answer
     for action in actions:
+        turn = read_turn(action, env.config.max_action_chars)
+        if turn.kind == "calls" and turn.action.content:
+            shown.append(turn.action.content)
         obs, reward, terminated, truncated, info = env.step(action)
         assert obs in env.observation_space
         assert isinstance(reward, float) and math.isfinite(reward)
@@ -102,6 +107,7 @@ def test_no_action_string_makes_step_raise(mode, calls, seed, actions):
                 lookups=info["tool_calls"],
                 retrieved_rule_ids=info["retrieved_rule_ids"],
                 format_errors=info["format_errors"],
+                earlier_text="\n\n".join(shown),
                 config=env.config,
             )
             assert again == info["outcome"]

@@ -52,7 +52,7 @@ def chatml_tools_template(default_system: str, *, compact_tools: bool = False) -
     tool result would rewrite the end of the first), and an assistant ``tool_calls`` field is
     rendered after the content exactly as a model would have written it.
 
-    ``compact_tools=True`` lists only the tools' names (``# Tools: lookup_safety_rules``)
+    ``compact_tools=True`` lists only the tools' names (``# Tools: <name>``)
     instead of their JSON schemas and the call instructions: about 300 fewer prompt tokens for
     the tiny test model, whose CPU training cost grows with every token.
     """

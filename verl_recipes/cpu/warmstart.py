@@ -157,7 +157,7 @@ DRIFTED_ENV_CONFIG = json.dumps(
         "max_rule_chars": 200,
         "max_turns": 2,
         "system_prompt": "You are a helpful assistant. You may look up the safety rules with a "
-        "lookup_safety_rules tool call before you answer.",
+        f"{TOOL_NAME} tool call before you answer.",
     }
 )
 # 48 prompts of each kind: few enough for the tiny model to tell apart.
