@@ -89,16 +89,17 @@ def render_markdown(result: dict[str, Any]) -> str:
     for human in RESPONSE_CLASSES:
         counts = " | ".join(str(matrix[human][c]) for c in RESPONSE_CLASSES)
         lines.append(f"| {human} | {counts} |")
+    return "\n".join([*lines, *_footer(result, "Binary confusion, all files")])
+
+
+def _footer(result: dict[str, Any], title: str) -> list[str]:
+    """The closing lines of a Markdown report: the judge's binary confusion over all files and,
+    when a file was in the judge's training data, the in-sample note."""
     confusion = result["overall"]["judge"]["confusion"]
-    lines += [
-        "",
-        "Binary confusion, all files: "
-        + ", ".join(f"{k.upper()} {v}" for k, v in confusion.items()),
-        "",
-    ]
+    lines = ["", f"{title}: " + ", ".join(f"{k.upper()} {v}" for k, v in confusion.items()), ""]
     if any(b.get("in_sample") for b in result["files"]):
         lines += [_IN_SAMPLE_NOTE, ""]
-    return "\n".join(lines)
+    return lines
 
 
 def render_table(result: dict[str, Any]) -> str:
@@ -148,16 +149,7 @@ def render_harm_markdown(result: dict[str, Any]) -> str:
             + f" | {_fmt(base['f1'])} | {_fmt(base['accuracy'])} | {_fmt(base['kappa'])} | "
             f"{anchors} |"
         )
-    confusion = result["overall"]["judge"]["confusion"]
-    lines += [
-        "",
-        "Judge confusion, all files (harmful = positive): "
-        + ", ".join(f"{k.upper()} {v}" for k, v in confusion.items()),
-        "",
-    ]
-    if any(b.get("in_sample") for b in result["files"]):
-        lines += [_IN_SAMPLE_NOTE, ""]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_footer(result, "Judge confusion, all files (harmful = positive)")])
 
 
 def render_harm_table(result: dict[str, Any]) -> str:
