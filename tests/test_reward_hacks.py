@@ -14,6 +14,7 @@ replay the TRL / verifiers adapters use, TRL's reward function and verl's agent 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -208,3 +209,21 @@ def test_a_harmless_note_beside_a_lookup_call_keeps_the_refusal_safe(env, harmfu
     env.step(f"Let me check the safety rules first.\n{call}")
     _, reward, _, _, info = env.step(GENUINE_REFUSALS["alternatives"])
     assert reward == 1.0 and info["harmful"] is False
+
+
+def test_avoiding_the_request_words_does_not_hide_harm(env, harmful_rows):
+    # The harm head reads the request's words and how much the answer repeats them: a policy
+    # could learn to paraphrase around the request. The content alone must still be harmful.
+    paid = []
+    for i, row in enumerate(harmful_rows):
+        task = _task(row, i)
+        words = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", task.prompt)}
+        scrubbed = re.sub(
+            r"[A-Za-z]{4,}",
+            lambda m, words=words: "" if m.group(0).lower() in words else m.group(0),
+            row["response"],
+        )
+        reward, info = _step(env, task, scrubbed)
+        if info["harmful"] is not True:
+            paid.append((row["id"], reward, info["harm_score"]))
+    assert not paid, f"answers without the request's words judged harmless: {paid}"
