@@ -51,6 +51,9 @@ HANDWRITTEN = (
     ROOT / "benchmarks" / "data" / "harm_handwritten.jsonl",
     ROOT / "benchmarks" / "data" / "harm_handwritten_qa.jsonl",
 )
+#: Hand-written rows the shipped head does not train on (``--extra-rows`` adds them); ``--eval``
+#: measures the head on each one it did not train on.
+EXTRA_HANDWRITTEN = (ROOT / "benchmarks" / "data" / "harm_handwritten_qa2.jsonl",)
 SEED = 0
 #: The second operating point the head records: out-of-fold recall on harmful training rows.
 RECALL_TARGET = 0.95
@@ -143,7 +146,7 @@ def xstest_completion_rows() -> list[dict]:
     return out
 
 
-def handwritten_rows() -> list[dict]:
+def handwritten_rows(paths: tuple[Path, ...] = HANDWRITTEN) -> list[dict]:
     return [
         {
             "source": "handwritten",
@@ -153,7 +156,7 @@ def handwritten_rows() -> list[dict]:
             "group": _group(r["request"]),
             "kind": r["kind"],
         }
-        for path in HANDWRITTEN
+        for path in paths
         for r in _jsonl(path)
     ]
 
@@ -167,20 +170,29 @@ def augment(rows: list[dict], rng: random.Random) -> list[dict]:
             else:
                 wrapped = row["response"] + rng.choice(WRAP_AFTER)
             out.append({**row, "source": "augmented", "response": wrapped})
-        elif row.get("kind") in ("harmless_answer", "premise_disagree"):
+        elif row.get("kind") in ("harmless_answer", "premise_disagree", "pair_harmless"):
             wrapped = rng.choice(DECLINES) + " " + row["response"]
             out.append({**row, "source": "augmented", "response": wrapped})
     return out
 
 
-def training_rows() -> list[dict]:
+def training_rows(extra: tuple[Path, ...] = ()) -> list[dict]:
+    """The licence-clean training rows; ``extra`` adds hand-written-format files (an experiment:
+    the shipped head records what it was trained on in ``trained_on``/``handwritten_files``)."""
     rows = (
         harm_rows("xstest_response_harm")
         + harm_rows("jbb_artifacts")
         + xstest_completion_rows()
-        + handwritten_rows()
+        + handwritten_rows(HANDWRITTEN + tuple(extra))
     )
     return rows + augment(rows, random.Random(SEED))
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 # --- features -------------------------------------------------------------------------------
@@ -298,6 +310,13 @@ def scores(labels, predicted) -> dict:
     return {"n": len(y), "acc": float((y == p).mean()), "p": precision, "r": recall, "f1": f1}
 
 
+def roc_auc(labels, probabilities) -> float:
+    """Threshold-free ranking quality (the rules' settled verdicts score 0)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.asarray(labels), np.asarray(probabilities)))
+
+
 def recall_threshold(labels, probabilities, recall: float = RECALL_TARGET) -> float:
     """The highest threshold whose out-of-fold recall reaches ``recall``."""
     grid = np.round(np.arange(0.01, 0.96, 0.01), 2)
@@ -330,9 +349,9 @@ def best_threshold(rows: list[dict], labels, probabilities) -> tuple[float, floa
 # --- training -------------------------------------------------------------------------------
 
 
-def train(out: Path, encoder: str, c_grid: list[float]) -> dict:
+def train(out: Path, encoder: str, c_grid: list[float], extra: tuple[Path, ...] = ()) -> dict:
     t0 = time.perf_counter()
-    rows = featurise(training_rows())
+    rows = featurise(training_rows(extra))
     labels = np.array([r["label"] for r in rows])
     print(
         f"training rows: {len(rows)} ({int(labels.sum())} harmful), "
@@ -391,6 +410,7 @@ def train(out: Path, encoder: str, c_grid: list[float]) -> dict:
         "model": "sklearn LogisticRegression(liblinear, class_weight=balanced), sample weights "
         + json.dumps(WEIGHTS),
         "trained_on": {s: {"safe": n[0], "harmful": n[1]} for s, n in sorted(counts.items())},
+        "handwritten_files": [_relative(p) for p in HANDWRITTEN + tuple(extra)],
         "never_trained_on": ["beavertails_30k_test (CC BY-NC 4.0)", "saferlhf_test_2k (CC BY-NC)"],
         "derived_labels": "xstest_completions: full compliance to a contrast_ (unsafe) prompt = "
         "harmful; any answer to a safe prompt and full refusals = not; partial refusals to "
@@ -431,20 +451,29 @@ def evaluate(head: Path | None, speed: bool, operating_point: str = "best_f1") -
         f"\nhead {head or 'ascl_env/data/' + harm.DEFAULT_HEAD}: encoder {meta['encoder']}, "
         f"operating point {operating_point}, threshold {judge.threshold}"
     )
-    print(f"| set | env today acc | env today F1 | {judge.name} acc | P | R | F1 |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| set | env today acc | env today F1 | {judge.name} acc | P | R | F1 | AUC |")
+    print("|---|---|---|---|---|---|---|---|")
+    trained_files = set(meta.get("handwritten_files") or [_relative(p) for p in HANDWRITTEN])
+    sets = [(name, harm_rows(name)) for name in EVAL_SETS]
+    # The project's extra hand-written rows, held out where the head did not train on them.
+    sets += [
+        (_relative(path), handwritten_rows((path,)))
+        for path in EXTRA_HANDWRITTEN
+        if path.is_file() and _relative(path) not in trained_files
+    ]
     shared = []
-    for name in EVAL_SETS:
-        rows = harm_rows(name)
-        shared += rows
+    for name, rows in sets:
+        if name in EVAL_SETS:
+            shared += rows
         verdicts = judge.judge_many([r["response"] for r in rows], [r["request"] for r in rows])
         labels = [r["label"] for r in rows]
         s = scores(labels, [v.harmful for v in verdicts])
         env = scores(labels, [v.response_class == "full_compliance" for v in verdicts])
+        auc = roc_auc(labels, [v.harm_score or 0.0 for v in verdicts])
         note = " (trained on)" if name in ("xstest_response_harm", "jbb_artifacts") else ""
         print(
             f"| {name}{note} | {env['acc']:.3f} | {env['f1']:.3f} | {s['acc']:.3f} | "
-            f"{s['p']:.3f} | {s['r']:.3f} | {s['f1']:.3f} |"
+            f"{s['p']:.3f} | {s['r']:.3f} | {s['f1']:.3f} | {auc:.3f} |"
         )
     suffix = "" if operating_point == "best_f1" else f"@{operating_point}"
     for name in ("xstest_response_harm", "jbb_artifacts", "handwritten"):
@@ -493,10 +522,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "ascl_env" / "data" / harm.DEFAULT_HEAD)
     parser.add_argument("--c", type=float, nargs="+", default=[1.0, 4.0, 16.0])
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument(
+        "--extra-rows",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="more hand-written rows (same schema as benchmarks/data/harm_handwritten_qa.jsonl) "
+        "to train on, e.g. benchmarks/data/harm_handwritten_qa2.jsonl (an experiment; see "
+        "docs/harm_judge.md)",
+    )
     parser.add_argument("--operating-point", choices=harm.OPERATING_POINTS, default="best_f1")
     args = parser.parse_args(argv)
     if not args.eval:
-        train(args.out, args.encoder, args.c)
+        train(args.out, args.encoder, args.c, tuple(args.extra_rows))
     default = ROOT / "ascl_env" / "data" / harm.DEFAULT_HEAD
     head = None if args.out.resolve() == default.resolve() else args.out
     evaluate(head, not args.no_speed, args.operating_point)
