@@ -214,11 +214,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--out", type=Path, default=Path("runs/harm_ce"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--extra-rows", type=Path, nargs="*", default=[], help="as in harm_judge_train.py"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     t0 = time.perf_counter()
-    all_rows = ht.training_rows()
+    all_rows = ht.training_rows(tuple(args.extra_rows))
     xs_groups = {r["group"] for r in all_rows if r["source"] == "xstest_response_harm"}
     rows = prepared([r for r in all_rows if r["group"] not in xs_groups])
     groups = sorted({r["group"] for r in rows})
