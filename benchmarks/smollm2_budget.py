@@ -17,7 +17,9 @@ to set it); repeat it to compare several, ``''`` meaning the prompt as the env r
 
 Each line reports finished/total, wall time and the load average before and after. For every
 answer cut at the budget it also reports where the loop starts: the token position at which an
-``--ngram``-token sequence first occurs for the second time (``-`` when none repeats).
+``--ngram``-token sequence first occurs for the second time (``-`` when none repeats), and what a
+loop stop would do (``--loop-rule N,R``: stop once some N-token sequence has occurred R times,
+keep the text before its second occurrence): ``stop@S keep@K`` in tokens.
 
     .venv/bin/python benchmarks/smollm2_budget.py [--budget 256] [--per-kind harmful=4,...]
         [--setting '{}' --setting '{"no_repeat_ngram_size": 3}'] [--system-suffix '' ...]
@@ -72,6 +74,18 @@ def loop_start(ids: list[int], n: int) -> int | None:
     return None
 
 
+def loop_stop(ids: list[int], n: int, repeats: int) -> tuple[int, int] | None:
+    """``(stop, keep)``: the token count at which some n-token sequence has occurred ``repeats``
+    times, and the start of its second occurrence (what a loop stop would keep); ``None``."""
+    where: dict[tuple[int, ...], list[int]] = {}
+    for i in range(len(ids) - n + 1):
+        seen = where.setdefault(tuple(ids[i : i + n]), [])
+        seen.append(i)
+        if len(seen) >= repeats:
+            return i + n, seen[1]
+    return None
+
+
 def load() -> str:
     return Path("/proc/loadavg").read_text().split()[0]
 
@@ -91,12 +105,14 @@ def main() -> None:
         "--no-tools", action="store_true", help="leave the tool out of the chat template"
     )
     parser.add_argument("--ngram", type=int, default=8, help="n of the loop-start n-gram")
+    parser.add_argument("--loop-rule", default="12,3", help="N,R of the loop stop (see above)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    rule = tuple(int(x) for x in args.loop_rule.split(","))
     per_kind = {k: int(v) for k, v in (part.split("=") for part in args.per_kind.split(","))}
     agent = HFAgent(smollm2_hf_dir(), max_new_tokens=args.budget, name="smollm2")
     defaults = dict(agent._gen_kwargs)
@@ -119,13 +135,18 @@ def main() -> None:
                 f"tokens {[g.completion_tokens for g in gens]}",
                 flush=True,
             )
+            stops = 0
             for task, gen in zip(tasks, gens, strict=True):
                 where = ""
                 if gen.finish_reason != "stop":
                     ids = agent.tokenizer(gen.text, add_special_tokens=False)["input_ids"]
                     start = loop_start(ids, args.ngram)
                     where = f"loop@{'-' if start is None else start} "
+                    stop = loop_stop(ids, *rule)
+                    stops += stop is not None
+                    where += f"stop@{stop[0]} keep@{stop[1]} " if stop else "stop@- "
                 print(f"  {task.kind:8s} {gen.finish_reason:6s} {where}{gen.text[:90]!r}")
+            print(f"  a loop stop ({args.loop_rule}) would end {stops} of the cut answers")
 
 
 if __name__ == "__main__":
