@@ -24,6 +24,8 @@ XSTest-Response's held-out figure comes from the same folds.
     python benchmarks/harm_judge_train.py                  # train, measure, write the head
     python benchmarks/harm_judge_train.py --eval           # measure the shipped head only
     python benchmarks/harm_judge_train.py --encoder minilm --out /tmp/harm_minilm.npz
+    python benchmarks/harm_judge_train.py --extra-rows benchmarks/data/harm_handwritten_qa2.jsonl \
+        --out /tmp/harm_head_qa2.npz        # the experiment in docs/harm_judge.md (not shipped)
 """
 
 from __future__ import annotations
