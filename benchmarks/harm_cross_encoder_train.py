@@ -32,7 +32,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ascl_env.judges import harm  # noqa: E402
 from ascl_env.judges.embedding import model_dir  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location(
@@ -46,14 +45,11 @@ MAX_REQUEST_TOKENS = 40
 SEED = 0
 
 
-def prepared(rows: list[dict]) -> list[dict]:
-    """Rows the rules leave to a model, with ``content``."""
-    out = []
-    for row in rows:
-        p = harm.prepare(row["response"], row["request"])
-        if p.settled is None:
-            out.append({**row, "content": p.content, "dense": p.dense})
-    return out
+def to_model(rows: list[dict]) -> list[int]:
+    """Indices of the rows the rules leave to a model; ``harm_judge_train.featurise`` (the
+    judge's own path) adds their ``content``."""
+    ht.featurise(rows)
+    return [i for i, row in enumerate(rows) if row["settled"] is None]
 
 
 class Encoder:
@@ -223,7 +219,8 @@ def main() -> None:
     t0 = time.perf_counter()
     all_rows = ht.training_rows(tuple(args.extra_rows))
     xs_groups = {r["group"] for r in all_rows if r["source"] == "xstest_response_harm"}
-    rows = prepared([r for r in all_rows if r["group"] not in xs_groups])
+    rows = [r for r in all_rows if r["group"] not in xs_groups]
+    rows = [rows[i] for i in to_model(rows)]
     groups = sorted({r["group"] for r in rows})
     random.Random(SEED).shuffle(groups)
     val_groups = set(groups[: len(groups) // 10])
@@ -255,15 +252,9 @@ def main() -> None:
     for name in ("xstest_response_harm", "beavertails_30k_test", "saferlhf_test_2k"):
         ev = ht.harm_rows(name)
         p = np.zeros(len(ev))
-        keep = []
-        prep = []
-        for i, r in enumerate(ev):
-            pr = harm.prepare(r["response"], r["request"])
-            if pr.settled is None:
-                keep.append(i)
-                prep.append({**r, "content": pr.content})
+        keep = to_model(ev)
         t1 = time.perf_counter()
-        p[keep] = predict(enc, cache_bottom(enc, prep))
+        p[keep] = predict(enc, cache_bottom(enc, [ev[i] for i in keep]))
         y = [r["label"] for r in ev]
         s = ht.scores(y, p >= threshold)
         results[name] = {**s, "auc": _auc(np.array(y), p)}
